@@ -1,0 +1,1 @@
+"""Trustwire enforcer service."""

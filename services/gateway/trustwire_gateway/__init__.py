@@ -1,0 +1,1 @@
+"""Trustwire gateway service."""

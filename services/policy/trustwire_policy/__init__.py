@@ -1,0 +1,1 @@
+"""Trustwire policy service."""
