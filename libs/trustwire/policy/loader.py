@@ -147,7 +147,9 @@ def _yaml_documents(source: str, text: str) -> Iterator[tuple[int, Any]]:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)
         where = f"line {mark.line + 1} column {mark.column + 1}: " if mark is not None else ""
-        raise DocumentError(f"{where}invalid YAML: {problem}", source=source, index=index + 1) from None
+        raise DocumentError(
+            f"{where}invalid YAML: {problem}", source=source, index=index + 1
+        ) from None
 
 
 # --------------------------------------------------------------------------- parsing
@@ -325,12 +327,17 @@ def _selector(ctx: _Ctx, value: Any, path: str) -> LabelSelector:
         epath = f"{path}.matchExpressions[{i}]"
         expr = _mapping(ctx, expr, epath)
         _known_fields(ctx, expr, epath, ("key", "operator", "values"))
-        key = _label_key(ctx, _str(ctx, expr.get("key"), f"{epath}.key", required=True), f"{epath}.key")
+        key = _label_key(
+            ctx, _str(ctx, expr.get("key"), f"{epath}.key", required=True), f"{epath}.key"
+        )
         op_raw = _str(ctx, expr.get("operator"), f"{epath}.operator", required=True)
         try:
             op = Operator(op_raw)
         except ValueError:
-            ctx.fail(f"{epath}.operator", f"unknown operator {op_raw!r} (In, NotIn, Exists, DoesNotExist)")
+            ctx.fail(
+                f"{epath}.operator",
+                f"unknown operator {op_raw!r} (In, NotIn, Exists, DoesNotExist)",
+            )
         values = [
             _label_value(ctx, v, f"{epath}.values[{j}]")
             for j, v in enumerate(_list(ctx, expr.get("values"), f"{epath}.values"))
@@ -433,7 +440,9 @@ def _parse_namespace(ctx: _Ctx, raw: dict[str, Any], prefix: str) -> tuple[Names
 def _parse_pod(ctx: _Ctx, raw: dict[str, Any], prefix: str) -> tuple[Workload, str]:
     meta = _metadata(ctx, raw, prefix)
     name = _name(ctx, meta.get("name"), f"{prefix}metadata.name")
-    namespace = _namespace_name(ctx, meta.get("namespace", "default"), f"{prefix}metadata.namespace")
+    namespace = _namespace_name(
+        ctx, meta.get("namespace", "default"), f"{prefix}metadata.namespace"
+    )
     ctx.what = f"Pod {namespace}/{name}"
     labels = _labels(ctx, meta.get("labels"), f"{prefix}metadata.labels")
     spec = _mapping(ctx, raw.get("spec"), f"{prefix}spec")
@@ -452,7 +461,9 @@ def _parse_pod(ctx: _Ctx, raw: dict[str, Any], prefix: str) -> tuple[Workload, s
                 if len(pname) > 15 or not _PORT_NAME.match(pname) or not re.search("[a-z]", pname):
                     ctx.fail(f"{ppath}.name", f"invalid port name {pname!r}")
                 if pname in names:
-                    ctx.fail(f"{ppath}.name", f"duplicate port name {pname!r} (also {names[pname]})")
+                    ctx.fail(
+                        f"{ppath}.name", f"duplicate port name {pname!r} (also {names[pname]})"
+                    )
                 names[pname] = ppath
             ports.append(ContainerPort(port=number, protocol=protocol, name=pname))
     status = _mapping(ctx, raw.get("status"), f"{prefix}status")
@@ -480,9 +491,13 @@ def _parse_network_policy(
 ) -> tuple[KubernetesNetworkPolicy, str]:
     meta = _metadata(ctx, raw, prefix)
     name = _name(ctx, meta.get("name"), f"{prefix}metadata.name")
-    namespace = _namespace_name(ctx, meta.get("namespace", "default"), f"{prefix}metadata.namespace")
+    namespace = _namespace_name(
+        ctx, meta.get("namespace", "default"), f"{prefix}metadata.namespace"
+    )
     ctx.what = f"NetworkPolicy {namespace}/{name}"
-    _known_fields(ctx, raw, prefix.rstrip("."), ("apiVersion", "kind", "metadata", "spec", "status"))
+    _known_fields(
+        ctx, raw, prefix.rstrip("."), ("apiVersion", "kind", "metadata", "spec", "status")
+    )
     spath = f"{prefix}spec"
     spec = _mapping(ctx, raw.get("spec"), spath)
     _known_fields(ctx, spec, spath, ("podSelector", "policyTypes", "ingress", "egress"))
@@ -630,7 +645,9 @@ def _parse_access_policy(
     try:
         action = Action(action_raw)
     except ValueError:
-        ctx.fail(f"{spath}.action", f"unknown action {action_raw!r} (allow, reject, encrypt, observe)")
+        ctx.fail(
+            f"{spath}.action", f"unknown action {action_raw!r} (allow, reject, encrypt, observe)"
+        )
     observe_action = Action.REJECT
     if "observeAction" in spec:
         opath = f"{spath}.observeAction"

@@ -393,7 +393,9 @@ class Cluster:
                         f"endpoint {spec!r}: expected NAMESPACE/NAME or an IP address",
                         field="endpoint",
                     ) from None
-                raise InvalidArgument(f"endpoint {spec!r}: no such workload", field="endpoint")
+                raise InvalidArgument(
+                    f"endpoint {spec!r}: no such workload", field="endpoint"
+                ) from None
             return Endpoint(workload=workload, ip=workload.ips[0] if workload.ips else None)
         owners = self._by_ip.get(ip, [])
         if len(owners) == 1:

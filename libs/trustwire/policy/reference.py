@@ -50,7 +50,7 @@ __all__ = [
 def kubernetes_peer_matches(
     peer: KubernetesPeer, policy_namespace: str, other: Endpoint, cluster: Cluster
 ) -> bool:
-    """Whether ``other`` is selected by one NetworkPolicyPeer of a policy in ``policy_namespace``."""
+    """Whether one NetworkPolicyPeer of a policy in ``policy_namespace`` selects ``other``."""
     if peer.ip_block is not None:
         return any(peer.ip_block.contains(ip) for ip in other.ips)
     workload = other.workload
