@@ -1,15 +1,69 @@
-"""Entry point of the ``trustwire`` command."""
+"""Entry point of the ``trustwire`` command.
+
+Exit status: 0 on success, 2 with a one-line ``trustwire: ...`` message on bad input (which
+names the file, document and field), 1 on any other failure, 130 on Ctrl-C. Other tools script
+against this interface, so its flags and JSON fields only ever grow.
+"""
 
 from __future__ import annotations
 
+import argparse
 import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from trustwire.errors import InvalidArgument, TrustwireError
+
+from . import policy_commands
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
 
 
-def main(argv: list[str] | None = None) -> int:
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    # argparse prints the usage block and exits; we want one line and our exit code.
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="trustwire",
+        description="Identity-based zero-trust network access control.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    policy_commands.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit status."""
-    del argv
-    print("trustwire: not implemented yet", file=sys.stderr)
-    return 2
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        status: int = args.handler(args)
+        return status
+    except UsageError as exc:
+        print(f"{exc} (see 'trustwire --help')", file=sys.stderr)
+        return EXIT_USAGE
+    except InvalidArgument as exc:
+        print(f"trustwire: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except TrustwireError as exc:
+        print(f"trustwire: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # `trustwire simulate | head`: the reader left; that is not an error of ours.
+        sys.stderr.close()
+        return EXIT_OK
 
 
 if __name__ == "__main__":

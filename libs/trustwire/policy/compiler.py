@@ -431,7 +431,7 @@ class PolicyEngine:
                 observed_policy=observed.policy.key if observed_is_observe and observed else None,
                 overridden_policy=(
                     enforced.policy.key
-                    if allowed and enforced is not None and enforced.action is Action.REJECT
+                    if enforced is not None and (enforced.action is Action.REJECT) == allowed
                     else None
                 ),
             )

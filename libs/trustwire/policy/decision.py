@@ -63,7 +63,8 @@ class DirectionDecision:
     observed_encrypted: bool = False
     observed_policy: str | None = None
     # Trustwire rule that matched but could not apply because Kubernetes policy is final here
-    # (a reject under a Kubernetes allow): shown by `explain` so nobody wonders why.
+    # (a reject under a Kubernetes allow, an allow under a Kubernetes deny): shown by
+    # `explain` so nobody wonders why.
     overridden_policy: str | None = None
 
     @property

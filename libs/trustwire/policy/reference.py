@@ -198,9 +198,10 @@ class ReferenceEvaluator:
             policy, rule = verdict if verdict is not None else (None, None)
             encrypted = allowed and _action_of(enforced) is Action.ENCRYPT
             observed_encrypted = allowed and _action_of(observed) is Action.ENCRYPT
+            # A Trustwire rule whose verdict Kubernetes overrules here, shown by `explain`.
             overridden = (
                 enforced.key
-                if enforced is not None and _action_of(enforced) is Action.REJECT and allowed
+                if enforced is not None and (_action_of(enforced) is Action.REJECT) == allowed
                 else None
             )
             return DirectionDecision(
