@@ -6,6 +6,7 @@ from __future__ import annotations
 import ipaddress
 
 from hypothesis import strategies as st
+
 from trustwire.policy import (
     Action,
     Cluster,
@@ -29,7 +30,7 @@ from trustwire.policy import (
     Scores,
     Workload,
 )
-from trustwire.policy.model import BUILTIN_TIERS
+from trustwire.policy.model import BUILTIN_TIERS, IPNetwork
 
 NAMESPACES = ("x", "y", "z")
 KEYS = ("app", "tier", "env")
@@ -84,9 +85,10 @@ networks = st.builds(
 @st.composite
 def ip_blocks(draw: st.DrawFn) -> IPBlock:
     cidr = draw(networks)
-    excepts = []
+    excepts: list[IPNetwork] = []
     if cidr.prefixlen < 30 and draw(st.booleans()):
-        sub = draw(st.sampled_from(list(cidr.subnets(new_prefix=min(cidr.prefixlen + 2, 30)))[:4]))
+        subnets: list[IPNetwork] = list(cidr.subnets(new_prefix=min(cidr.prefixlen + 2, 30)))
+        sub = draw(st.sampled_from(subnets[:4]))
         excepts.append(sub)
     return IPBlock(cidr, tuple(excepts))
 
@@ -176,7 +178,7 @@ def workloads(draw: st.DrawFn, index: int) -> Workload:
         namespace=draw(st.sampled_from(NAMESPACES)),
         name=f"w{index}",
         labels=draw(labels_st),
-        ips=(address(draw(st.integers(0, 31))),) if draw(st.booleans()) or True else (),
+        ips=(address(draw(st.integers(0, 31))),) if draw(st.integers(0, 9)) else (),
         ports=ports,
         pu_type=draw(st.sampled_from((PuType.POD, PuType.POD, PuType.PROCESS))),
     )

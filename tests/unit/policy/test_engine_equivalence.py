@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from trustwire.policy import Cluster, PolicyEngine, Protocol
 from trustwire.policy.reference import ReferenceEvaluator
 
