@@ -193,18 +193,19 @@ def _parse_object(ctx: _Ctx, raw: Any, path: str) -> list[Document]:
 
 
 def _reject_duplicates(documents: Sequence[Document]) -> None:
-    seen: dict[tuple[str, str], Document] = {}
+    # Keyed by the domain type: a Pod and a ProcessingUnit of one name are one workload.
+    seen: dict[tuple[type, str], Document] = {}
     for doc in documents:
-        first = seen.get((doc.kind, doc.key))
+        first = seen.get((type(doc.obj), doc.key))
         if first is not None:
             raise DocumentError(
-                f"duplicate {doc.kind} {doc.key}: first defined in {first.source} "
-                f"document {first.index}",
+                f"duplicate {doc.kind} {doc.key}: {first.kind} {first.key} is already defined "
+                f"in {first.source} document {first.index}",
                 source=doc.source,
                 index=doc.index,
                 field="metadata.name",
             )
-        seen[(doc.kind, doc.key)] = doc
+        seen[(type(doc.obj), doc.key)] = doc
 
 
 # ----------------------------------------------------------------- field readers with paths
