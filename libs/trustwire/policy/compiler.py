@@ -40,7 +40,7 @@ from .model import (
     Scores,
     Workload,
 )
-from .reference import ordered_access_policies
+from .reference import is_node_local, ordered_access_policies
 
 __all__ = ["PolicyEngine"]
 
@@ -366,6 +366,9 @@ class PolicyEngine:
             and source.workload.key == destination.workload.key
         ):
             return Decision.self_traffic(revision)
+        # Decided before the cache: it depends on the exact address, not on identities.
+        if is_node_local(source, destination):
+            return Decision.node_local(revision)
         src = self._endpoint_identity(source)
         dst = self._endpoint_identity(destination)
         src_scores = source_scores or Scores()

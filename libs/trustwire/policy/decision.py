@@ -29,6 +29,8 @@ class ReasonCode(enum.StrEnum):
     NAMESPACE_DEFAULT_REJECT = "NAMESPACE_DEFAULT_REJECT"
     # The endpoint has no enforcer (an external address): nothing to evaluate on that side.
     NO_ENFORCER = "NO_ENFORCER"
+    # From the destination's own node (kubelet probes): always admitted, as in Kubernetes.
+    NODE_LOCAL = "NODE_LOCAL"
 
     @property
     def allows(self) -> bool:
@@ -138,6 +140,23 @@ class Decision:
             encrypted=encrypted,
             reason=deciding.reason,
             egress=egress,
+            ingress=ingress,
+            revision=revision,
+        )
+
+    @staticmethod
+    def node_local(revision: int) -> Decision:
+        ingress = DirectionDecision(
+            direction=Direction.INGRESS,
+            allowed=True,
+            encrypted=False,
+            reason=ReasonCode.NODE_LOCAL,
+        )
+        return Decision(
+            allowed=True,
+            encrypted=False,
+            reason=ReasonCode.NODE_LOCAL,
+            egress=None,
             ingress=ingress,
             revision=revision,
         )

@@ -476,6 +476,14 @@ def _parse_pod(ctx: _Ctx, raw: dict[str, Any], prefix: str) -> tuple[Workload, s
         ip = _address(ctx, _mapping(ctx, entry, epath).get("ip"), f"{epath}.ip")
         if ip not in ips:
             ips.append(ip)
+    host_ips: list[IPAddress] = []
+    if status.get("hostIP") is not None:
+        host_ips.append(_address(ctx, status.get("hostIP"), f"{prefix}status.hostIP"))
+    for i, entry in enumerate(_list(ctx, status.get("hostIPs"), f"{prefix}status.hostIPs")):
+        epath = f"{prefix}status.hostIPs[{i}]"
+        ip = _address(ctx, _mapping(ctx, entry, epath).get("ip"), f"{epath}.ip")
+        if ip not in host_ips:
+            host_ips.append(ip)
     workload = Workload(
         namespace=namespace,
         name=name,
@@ -483,6 +491,7 @@ def _parse_pod(ctx: _Ctx, raw: dict[str, Any], prefix: str) -> tuple[Workload, s
         ips=tuple(ips),
         ports=sorted_ports(ports),
         pu_type=PuType.POD,
+        host_ips=tuple(host_ips),
     )
     return workload, workload.key
 
@@ -515,6 +524,8 @@ def _parse_network_policy(
         for i, r in enumerate(_list(ctx, spec.get("egress"), f"{spath}.egress"))
     )
     types_raw = _list(ctx, spec.get("policyTypes"), f"{spath}.policyTypes")
+    if len(types_raw) > 2:
+        ctx.fail(f"{spath}.policyTypes", "may not specify more than two policyTypes")
     types: set[Direction] = set()
     for i, t in enumerate(types_raw):
         tpath = f"{spath}.policyTypes[{i}]"
@@ -523,8 +534,7 @@ def _parse_network_policy(
             direction = Direction(value)
         except ValueError:
             ctx.fail(tpath, f"unsupported value {value!r} (Ingress, Egress)")
-        if direction in types:
-            ctx.fail(tpath, f"duplicate value {value!r}")
+        # A repeated value is accepted, as the API server does (the list is atomic).
         types.add(direction)
     if not types:
         # API-server defaulting: Ingress always; Egress only when egress rules are present.
@@ -841,6 +851,7 @@ def _with_trust_domain(w: Workload, trust_domain: str) -> Workload:
         ports=w.ports,
         pu_type=w.pu_type,
         trust_domain=trust_domain,
+        host_ips=w.host_ips,
     )
 
 

@@ -139,6 +139,9 @@ class Workload:
     ports: tuple[ContainerPort, ...] = ()
     pu_type: PuType = PuType.POD
     trust_domain: str = ""
+    # Addresses of the node the workload runs on: traffic from there is always admitted
+    # (kubelet probes; Kubernetes' NetworkPolicySpec.ingress says so).
+    host_ips: tuple[IPAddress, ...] = ()
 
     @property
     def key(self) -> str:

@@ -47,6 +47,16 @@ __all__ = [
 ]
 
 
+def is_node_local(source: Endpoint, destination: Endpoint) -> bool:
+    """An address outside every workload that is the destination workload's own node."""
+    return (
+        source.workload is None
+        and source.ip is not None
+        and destination.workload is not None
+        and source.ip in destination.workload.host_ips
+    )
+
+
 def kubernetes_peer_matches(
     peer: KubernetesPeer, policy_namespace: str, other: Endpoint, cluster: Cluster
 ) -> bool:
@@ -146,6 +156,8 @@ class ReferenceEvaluator:
             and source.workload.key == destination.workload.key
         ):
             return Decision.self_traffic(revision)
+        if is_node_local(source, destination):
+            return Decision.node_local(revision)
         egress = None
         ingress = None
         if source.workload is not None:

@@ -275,3 +275,11 @@ def test_self_traffic_is_always_allowed(decider: Callable[[str], Decide]) -> Non
     assert d.reason == "SELF_TRAFFIC"
     # Its own address is the workload itself.
     assert decide("10.0.0.1", "a/web").reason == "SELF_TRAFFIC"
+
+
+def test_every_domain_reason_code_exists_in_the_api() -> None:
+    from trustwire.api.common.v1 import decision_pb2
+    from trustwire.policy import ReasonCode
+
+    for code in ReasonCode:
+        assert f"REASON_CODE_{code.value}" in decision_pb2.ReasonCode.keys(), code  # noqa: SIM118

@@ -41,6 +41,8 @@ class ReasonCode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     REASON_CODE_SELF_TRAFFIC: _ClassVar[ReasonCode]
     REASON_CODE_EXTERNAL_CIDR_RULE: _ClassVar[ReasonCode]
     REASON_CODE_PEER_REJECTED: _ClassVar[ReasonCode]
+    REASON_CODE_NO_ENFORCER: _ClassVar[ReasonCode]
+    REASON_CODE_NODE_LOCAL: _ClassVar[ReasonCode]
     REASON_CODE_BAD_SIGNATURE: _ClassVar[ReasonCode]
     REASON_CODE_EXPIRED: _ClassVar[ReasonCode]
     REASON_CODE_REVOKED: _ClassVar[ReasonCode]
@@ -77,6 +79,8 @@ REASON_CODE_NAMESPACE_DEFAULT_REJECT: ReasonCode
 REASON_CODE_SELF_TRAFFIC: ReasonCode
 REASON_CODE_EXTERNAL_CIDR_RULE: ReasonCode
 REASON_CODE_PEER_REJECTED: ReasonCode
+REASON_CODE_NO_ENFORCER: ReasonCode
+REASON_CODE_NODE_LOCAL: ReasonCode
 REASON_CODE_BAD_SIGNATURE: ReasonCode
 REASON_CODE_EXPIRED: ReasonCode
 REASON_CODE_REVOKED: ReasonCode
