@@ -22,7 +22,7 @@ EVALUATORS: dict[str, Any] = {"engine": PolicyEngine, "reference": ReferenceEval
 
 
 def protocol(name: str) -> Protocol:
-    return getattr(Protocol, name)
+    return Protocol(name)
 
 
 def _side(result: Any) -> str:

@@ -102,9 +102,9 @@ def _port_matches(entry: Mapping[str, Any], proto: str, port: int, destination: 
         if destination not in ALL_PODS:
             return False
         named = _named_ports(destination).get(value)
-        return named == (port, proto)
+        return bool(named == (port, proto))
     end = entry.get("endPort", value)
-    return value <= port <= end
+    return bool(value <= port <= end)
 
 
 class Oracle:

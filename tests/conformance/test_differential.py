@@ -108,7 +108,9 @@ port_entry = st.builds(
 
 
 def _rule(peers_key: str) -> st.SearchStrategy[dict[str, Any]]:
-    def build(peers: list[dict[str, Any]] | None, ports: list[dict[str, Any]] | None) -> dict:
+    def build(
+        peers: list[dict[str, Any]] | None, ports: list[dict[str, Any]] | None
+    ) -> dict[str, Any]:
         out: dict[str, Any] = {}
         if peers is not None:
             out[peers_key] = peers

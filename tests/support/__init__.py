@@ -1,0 +1,1 @@
+"""Test support shared by every test directory: real backing servers and their fixtures."""
