@@ -1,8 +1,9 @@
 """The one exception tree of Trustwire.
 
 Domain code raises these; the gRPC edge (``trustwire.runtime``, in ``_errors.py``) maps each
-class to one status code and a ``google.rpc.ErrorInfo`` carrying ``reason`` and ``metadata``. Nothing else
-crosses a service boundary, so a client in any language can branch on ``ErrorInfo.reason``.
+class to one status code and a ``google.rpc.ErrorInfo`` carrying ``reason`` and ``metadata``.
+Nothing else crosses a service boundary, so a client in any language can branch on
+``ErrorInfo.reason``.
 
 ::
 
