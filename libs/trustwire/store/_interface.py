@@ -11,7 +11,7 @@ Domain code depends on this module only, never on a backend.
 from __future__ import annotations
 
 import enum
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -49,8 +49,8 @@ class Event:
     key: str
     value: bytes  # empty for DELETE
     mod_revision: int  # the revision of this change
-    # The entry before this change, when known (always for the memory backend; for etcd when
-    # the watch asked for previous values).
+    # The value before this change, when known. Both backends ask for it, but after
+    # ``compact(r)`` the events at revision r itself lose it (etcd looks it up at r - 1).
     prev_value: bytes | None = None
 
 
@@ -99,7 +99,7 @@ class KeyValueStore(Protocol):
 
     Errors: ``trustwire.errors.Unavailable`` when the backend cannot be reached (callers retry
     with backoff); ``trustwire.errors.FailedPrecondition`` with reason ``REVISION_COMPACTED``
-    from ``watch``/``get_at`` when the requested revision was compacted away;
+    from ``watch`` and ``list(revision=...)`` when the requested revision was compacted away;
     ``trustwire.errors.Conflict`` is never raised here: ``txn`` reports failed guards in its
     result and callers decide.
     """
@@ -121,14 +121,16 @@ class KeyValueStore(Protocol):
         """The current store revision."""
         ...
 
-    def watch(self, prefix: str, *, start_revision: int) -> AsyncIterator[Sequence[Event]]:
+    def watch(self, prefix: str, *, start_revision: int) -> AsyncGenerator[Sequence[Event], None]:
         """Batches of events under ``prefix`` with ``mod_revision >= start_revision``, in
         revision order; one batch holds all events of one revision (one transaction). Runs
-        until the consumer stops iterating (``aclose``)."""
+        until the consumer stops iterating (``aclose``). ``start_revision`` must be >= 1; for
+        new events only, pass ``await revision() + 1``."""
         ...
 
     async def compact(self, revision: int) -> None:
-        """Forget history before ``revision`` (watches from earlier revisions then fail)."""
+        """Forget history before ``revision`` (watches from earlier revisions then fail).
+        Idempotent: compacting at or below an earlier compaction does nothing."""
         ...
 
     async def close(self) -> None: ...
