@@ -1,0 +1,1 @@
+"""The gRPC edge of the identity service: conversion, authorization table and servicer."""
