@@ -1,10 +1,8 @@
 """Why a credential was refused: one stable reason code per failure, carried by one exception.
 
 ``ReasonCode`` names are the ``common.v1.ReasonCode`` value names without the
-``REASON_CODE_`` prefix wherever the proto has the value, so a flow record, a log line and an
-``Authorize`` answer say the same thing. Three codes are finer than today's proto
-(``NOT_YET_VALID``, ``WRONG_PAYLOAD_TYPE``, ``CERTIFICATE_INVALID``); until the proto grows
-them, ``wire_value`` maps each to the closest existing value (see ``docs/trust-profile.md``).
+``REASON_CODE_`` prefix, so a flow record, a log line and an ``Authorize`` answer say the
+same thing.
 """
 
 from __future__ import annotations
@@ -55,9 +53,6 @@ class ReasonCode(enum.StrEnum):
 
 
 # Numbers of common.v1.ReasonCode (a unit test checks them against the generated enum).
-# NOT_YET_VALID, WRONG_PAYLOAD_TYPE and CERTIFICATE_INVALID have no value of their own yet:
-# EXPIRED's comment already covers "not yet valid", a wrong payload type is a malformed profile
-# to a peer, and an unfit certificate is a chain that does not verify (BAD_SIGNATURE).
 _WIRE: Mapping[ReasonCode, int] = {
     ReasonCode.BAD_SIGNATURE: 50,
     ReasonCode.EXPIRED: 51,
@@ -69,9 +64,9 @@ _WIRE: Mapping[ReasonCode, int] = {
     ReasonCode.ADDRESS_MISMATCH: 57,
     ReasonCode.DOCUMENT_ENFORCER_MISMATCH: 58,
     ReasonCode.MALFORMED_PROFILE: 59,
-    ReasonCode.NOT_YET_VALID: 51,
-    ReasonCode.WRONG_PAYLOAD_TYPE: 59,
-    ReasonCode.CERTIFICATE_INVALID: 50,
+    ReasonCode.NOT_YET_VALID: 60,
+    ReasonCode.WRONG_PAYLOAD_TYPE: 61,
+    ReasonCode.CERTIFICATE_INVALID: 62,
 }
 
 
