@@ -14,7 +14,7 @@ from typing import NoReturn
 
 from trustwire.errors import InvalidArgument, TrustwireError
 
-from . import identity_commands, policy_commands
+from . import identity_commands, live_commands, policy_commands
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     policy_commands.register(sub)
+    live_commands.register(sub)
     identity_commands.register(sub)
     return parser
 

@@ -1,0 +1,1 @@
+"""The gRPC edge of the policy service: servicer, authorization table, message conversion."""

@@ -1,0 +1,139 @@
+"""One policy replica: etcd store, repository, state mirror, servicer and gRPC server.
+
+Health: the overall status and ``PolicyService`` are ``NOT_SERVING`` until the state mirror has
+loaded the state once (a replica without state would answer explain with nothing); the gRPC
+server itself accepts calls from the start (writes need only etcd).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from types import TracebackType
+
+from opentelemetry.trace import TracerProvider
+
+from trustwire.api.policy.v1 import policy_service_pb2_grpc as service_grpc
+from trustwire.errors import InvalidArgument
+from trustwire.runtime import ServerTLS, Service, ServiceServer, build_server
+from trustwire.store import KeyValueStore
+
+from .api.authorization import AUTHORIZATION, POLICY_SERVICE
+from .api.service import PolicyDistribution, PolicyServicer
+from .codec import Keyspace
+from .repository import PolicyRepository
+from .settings import PolicySettings
+from .state import StateMirror
+
+__all__ = ["DistributionFactory", "PolicyReplica"]
+
+_log = logging.getLogger("trustwire.policy.server")
+
+# How the distribution subsystem is plugged in: built from this replica's mirror (what to
+# send) and repository (where acks go), once, at start.
+DistributionFactory = Callable[[StateMirror, PolicyRepository], PolicyDistribution]
+
+
+class PolicyReplica:
+    """Use ``async with PolicyReplica(settings, store) as replica:``; ``replica.address``."""
+
+    def __init__(
+        self,
+        settings: PolicySettings,
+        store: KeyValueStore,
+        *,
+        distribution: DistributionFactory | None = None,
+        tracer_provider: TracerProvider | None = None,
+        close_store: bool = False,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        keys = Keyspace(settings.etcd.key_root)
+        self.repository = PolicyRepository(store, keys)
+        self.mirror = StateMirror(
+            store,
+            keys,
+            trust_domain=settings.trust_domain,
+            initial_backoff=settings.reconnect_initial_backoff,
+            max_backoff=settings.reconnect_max_backoff,
+        )
+        self.servicer = PolicyServicer(
+            self.repository,
+            self.mirror,
+            limits=settings.limits,
+            trust_domain=settings.trust_domain,
+            distribution=distribution(self.mirror, self.repository) if distribution else None,
+        )
+        self._tracer_provider = tracer_provider
+        self._close_store = close_store
+        self._server: ServiceServer | None = None
+        self._health_task: asyncio.Task[None] | None = None
+
+    @property
+    def server(self) -> ServiceServer:
+        if self._server is None:
+            raise RuntimeError("replica not started")
+        return self._server
+
+    @property
+    def address(self) -> str:
+        return self.server.address
+
+    async def start(self) -> None:
+        tls = self.settings.tls
+        server_tls = None
+        if tls.enabled:
+            if tls.key is None or tls.client_ca is None or tls.certificate is None:
+                raise InvalidArgument(
+                    "tls: certificate, key and client_ca are required together", field="tls"
+                )
+            server_tls = ServerTLS.from_files(tls.certificate, tls.key, tls.client_ca)
+        self._server = build_server(
+            [
+                Service.from_servicer(
+                    POLICY_SERVICE, service_grpc.add_PolicyServiceServicer_to_server, self.servicer
+                )
+            ],
+            address=self.settings.listen_address,
+            tls=server_tls,
+            authorization=AUTHORIZATION if server_tls is not None else None,
+            trust_domain=self.settings.trust_domain or None,
+            tracer_provider=self._tracer_provider,
+        )
+        await self.mirror.start()
+        await self._server.start()
+        if not self.mirror.ready:
+            await self._server.set_serving("", False)
+            await self._server.set_serving(POLICY_SERVICE.full_name, False)
+            self._health_task = asyncio.create_task(self._serve_when_ready())
+
+    async def _serve_when_ready(self) -> None:
+        await self.mirror.wait_ready()
+        await self.server.set_serving("", True)
+        await self.server.set_serving(POLICY_SERVICE.full_name, True)
+        _log.info("policy state ready", extra={"revision": self.mirror.current.revision})
+
+    async def stop(self, grace: float | None = 1.0) -> None:
+        if self._health_task is not None:
+            self._health_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._health_task
+        if self._server is not None:
+            await self._server.stop(grace)
+        await self.mirror.stop()
+        if self._close_store:
+            await self.store.close()
+
+    async def __aenter__(self) -> PolicyReplica:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.stop()

@@ -1,0 +1,77 @@
+"""Settings of a policy replica, loaded once by :func:`load` (prefix ``TRUSTWIRE_POLICY_``).
+
+Environment examples: ``TRUSTWIRE_POLICY_LISTEN_ADDRESS=0.0.0.0:8445``,
+``TRUSTWIRE_POLICY_ETCD__ENDPOINTS=10.0.0.1:2379,10.0.0.2:2379``,
+``TRUSTWIRE_POLICY_LIMITS__MAX_DOCUMENTS=50``. A settings file (YAML) has the same shape.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from trustwire.runtime import load_settings
+
+__all__ = ["ENV_PREFIX", "EtcdSettings", "LimitSettings", "PolicySettings", "TlsSettings", "load"]
+
+ENV_PREFIX = "TRUSTWIRE_POLICY_"
+
+
+@dataclass(frozen=True)
+class TlsSettings:
+    """Mutual TLS of the gRPC server. All three set: mTLS with the authorization table; all
+    unset: plaintext without authorization (local development and tests only)."""
+
+    certificate: Path | None = None
+    key: Path | None = None
+    client_ca: Path | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.certificate is not None
+
+
+@dataclass(frozen=True)
+class EtcdSettings:
+    endpoints: tuple[str, ...] = ("127.0.0.1:2379",)
+    # Deadline of each etcd call, seconds.
+    timeout: float = 5.0
+    # Root of every key this service reads and writes (tests give each run its own).
+    key_root: str = "/trustwire/v1/"
+
+
+@dataclass(frozen=True)
+class LimitSettings:
+    """Bounds on one request, so that no single call can monopolise a replica or etcd."""
+
+    # YAML text (or serialized structured resources) of one Apply/Simulate.
+    max_request_bytes: int = 4 * 1024 * 1024
+    # Documents of one Apply. Each costs one compare and one put of a single etcd
+    # transaction, whose default limit is 128 operations (etcd --max-txn-ops).
+    max_documents: int = 100
+    # Pagination (common.v1.PageRequest): default and clamp.
+    default_page_size: int = 100
+    max_page_size: int = 1000
+    # Dry-run/Simulate: decisions evaluated at most (before and after count once each pair),
+    # and flow impacts returned at most.
+    max_impact_decisions: int = 50_000
+    max_impacts: int = 1000
+
+
+@dataclass(frozen=True)
+class PolicySettings:
+    listen_address: str = "127.0.0.1:8445"
+    # The trust domain of this cluster: callers of other domains are refused, PUs get it as
+    # their `trust-domain` label. Empty: no check (development).
+    trust_domain: str = ""
+    tls: TlsSettings = field(default_factory=TlsSettings)
+    etcd: EtcdSettings = field(default_factory=EtcdSettings)
+    limits: LimitSettings = field(default_factory=LimitSettings)
+    log_level: str = "INFO"
+    # Bounded exponential backoff of the state mirror while etcd is unreachable, seconds.
+    reconnect_initial_backoff: float = 0.1
+    reconnect_max_backoff: float = 5.0
+
+
+def load(file: str | Path | None = None, environ: dict[str, str] | None = None) -> PolicySettings:
+    return load_settings(PolicySettings, file=file, environ=environ, prefix=ENV_PREFIX)
