@@ -187,10 +187,6 @@ def register(sub: Any) -> None:
     # explain/simulate keep their file mode unchanged; without -f they ask the server.
     for name, live in (("explain", run_live_explain), ("simulate", run_live_simulate)):
         parser = sub.choices[name]
-        for action in parser._actions:  # argparse has no public way to relax a flag
-            if "--filename" in action.option_strings:
-                action.required = False
-                action.help = (action.help or "") + "; without -f, the live state on the server"
         parser.add_argument("--server", help=server_help)
         file_mode = parser.get_default("handler")
         parser.set_defaults(handler=_dispatch(name, file_mode, live))

@@ -30,7 +30,12 @@ from .tables import matrix, table
 
 
 def register(sub: Any) -> None:
-    files_help = "YAML file or directory (repeatable); - reads stdin"
+    # Without -f these commands ask the live policy service (live_commands wraps the handlers
+    # and adds --server); -f is checked by whichever mode runs.
+    files_help = (
+        "YAML file or directory (repeatable); - reads stdin; without -f, the live state on the "
+        "server"
+    )
 
     sim = sub.add_parser(
         "simulate",
@@ -41,7 +46,7 @@ def register(sub: Any) -> None:
         ),
     )
     sim.add_argument(
-        "-f", "--filename", action="append", required=True, metavar="FILE", help=files_help
+        "-f", "--filename", action="append", default=[], metavar="FILE", help=files_help
     )
     sim.add_argument(
         "--port", action="append", default=[], metavar="PROTO/PORT", help="e.g. TCP/80 (repeatable)"
@@ -65,7 +70,7 @@ def register(sub: Any) -> None:
         ),
     )
     exp.add_argument(
-        "-f", "--filename", action="append", required=True, metavar="FILE", help=files_help
+        "-f", "--filename", action="append", default=[], metavar="FILE", help=files_help
     )
     exp.add_argument(
         "--from",

@@ -86,26 +86,30 @@ class PolicyDelta(_message.Message):
     def __init__(self, base_revision: _Optional[int] = ..., upserted_pus: _Optional[_Iterable[_Union[CompiledPu, _Mapping]]] = ..., removed_pu_ids: _Optional[_Iterable[str]] = ..., upserted_peers: _Optional[_Iterable[_Union[DirectoryEntry, _Mapping]]] = ..., removed_peer_ids: _Optional[_Iterable[str]] = ..., upserted_enforcers: _Optional[_Iterable[_Union[EnforcerEndpoint, _Mapping]]] = ..., removed_enforcer_ids: _Optional[_Iterable[str]] = ..., upserted_external_networks: _Optional[_Iterable[_Union[_external_network_pb2.ExternalNetwork, _Mapping]]] = ..., removed_external_networks: _Optional[_Iterable[_Union[_resource_pb2.ResourceRef, _Mapping]]] = ...) -> None: ...
 
 class CompiledPu(_message.Message):
-    __slots__ = ("pu", "ingress", "egress")
+    __slots__ = ("pu", "ingress", "egress", "host_ips")
     PU_FIELD_NUMBER: _ClassVar[int]
     INGRESS_FIELD_NUMBER: _ClassVar[int]
     EGRESS_FIELD_NUMBER: _ClassVar[int]
+    HOST_IPS_FIELD_NUMBER: _ClassVar[int]
     pu: _processing_unit_pb2.ProcessingUnit
     ingress: CompiledRuleSet
     egress: CompiledRuleSet
-    def __init__(self, pu: _Optional[_Union[_processing_unit_pb2.ProcessingUnit, _Mapping]] = ..., ingress: _Optional[_Union[CompiledRuleSet, _Mapping]] = ..., egress: _Optional[_Union[CompiledRuleSet, _Mapping]] = ...) -> None: ...
+    host_ips: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, pu: _Optional[_Union[_processing_unit_pb2.ProcessingUnit, _Mapping]] = ..., ingress: _Optional[_Union[CompiledRuleSet, _Mapping]] = ..., egress: _Optional[_Union[CompiledRuleSet, _Mapping]] = ..., host_ips: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CompiledRuleSet(_message.Message):
-    __slots__ = ("kubernetes_isolated", "kubernetes_rules", "rules", "default_action")
+    __slots__ = ("kubernetes_isolated", "kubernetes_rules", "rules", "default_action", "kubernetes_policies")
     KUBERNETES_ISOLATED_FIELD_NUMBER: _ClassVar[int]
     KUBERNETES_RULES_FIELD_NUMBER: _ClassVar[int]
     RULES_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_ACTION_FIELD_NUMBER: _ClassVar[int]
+    KUBERNETES_POLICIES_FIELD_NUMBER: _ClassVar[int]
     kubernetes_isolated: bool
     kubernetes_rules: _containers.RepeatedCompositeFieldContainer[CompiledRule]
     rules: _containers.RepeatedCompositeFieldContainer[CompiledRule]
     default_action: _decision_pb2.Action
-    def __init__(self, kubernetes_isolated: _Optional[bool] = ..., kubernetes_rules: _Optional[_Iterable[_Union[CompiledRule, _Mapping]]] = ..., rules: _Optional[_Iterable[_Union[CompiledRule, _Mapping]]] = ..., default_action: _Optional[_Union[_decision_pb2.Action, str]] = ...) -> None: ...
+    kubernetes_policies: _containers.RepeatedCompositeFieldContainer[_resource_pb2.ResourceRef]
+    def __init__(self, kubernetes_isolated: _Optional[bool] = ..., kubernetes_rules: _Optional[_Iterable[_Union[CompiledRule, _Mapping]]] = ..., rules: _Optional[_Iterable[_Union[CompiledRule, _Mapping]]] = ..., default_action: _Optional[_Union[_decision_pb2.Action, str]] = ..., kubernetes_policies: _Optional[_Iterable[_Union[_resource_pb2.ResourceRef, _Mapping]]] = ...) -> None: ...
 
 class CompiledRule(_message.Message):
     __slots__ = ("policy", "rule_index", "tier", "priority", "peer", "ports", "action", "observed_action", "conditions")
