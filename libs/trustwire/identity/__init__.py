@@ -24,6 +24,19 @@ Destination enforcer (verifies, per connection)::
     verified = verifier.verify(signed.envelope, observed_five_tuple, peer_chain=channel_chain)
     verified.labels, verified.profile.reputation_score, verified.signer
 
+Channel sessions (no public-key operation per connection once established)::
+
+    sessions = SessionManager(enforcer_credential, verifier)
+    # initiator (source enforcer), over AuthorizationService:
+    state, open_request = sessions.initiate(expected_peer=destination_enforcer_id)
+    session, confirm_request = sessions.complete(state, open_response, peer_chain=server_chain)
+    # responder (destination enforcer):
+    open_response = sessions.respond(open_request, peer_chain=client_chain)
+    session = sessions.confirm(confirm_request, peer_chain=client_chain)
+    # then, per connection, on either side:
+    sealed = signer.seal(issued.envelope, five_tuple, session)
+    verified = verifier.verify(sealed.envelope, observed, peer_chain=channel_chain)
+
 Every refusal is a ``VerificationError`` (a ``trustwire.errors.PermissionDenied``) whose
 ``code`` is a ``ReasonCode``.
 """
@@ -43,6 +56,15 @@ from ._issuer import DEFAULT_DOCUMENT_TTL, Clock, DocumentIssuer, IssuedDocument
 from ._profile import FiveTuple, TraceContext, TrustProfile
 from ._reasons import ReasonCode, VerificationError
 from ._replay import DEFAULT_REPLAY_CAPACITY
+from ._session import (
+    DEFAULT_SESSION_LIFETIME,
+    SESSION_PROTOCOL,
+    InitiatorHandshake,
+    Session,
+    SessionKeys,
+    SessionManager,
+    SessionRole,
+)
 from ._signer import ProfileSigner, SignedProfile
 from ._spiffe import Role, SpiffeId, TrustDomain
 from ._verifier import (
@@ -57,9 +79,11 @@ __all__ = [
     "DEFAULT_DOCUMENT_TTL",
     "DEFAULT_MAX_SKEW",
     "DEFAULT_REPLAY_CAPACITY",
+    "DEFAULT_SESSION_LIFETIME",
     "DOCUMENT_PAYLOAD_TYPE",
     "MAX_ENVELOPE_BYTES",
     "PROFILE_PAYLOAD_TYPE",
+    "SESSION_PROTOCOL",
     "Attestation",
     "BundleSet",
     "Clock",
@@ -67,6 +91,7 @@ __all__ = [
     "DocumentIssuer",
     "FiveTuple",
     "IdentityDocument",
+    "InitiatorHandshake",
     "IssuedDocument",
     "ProfileSigner",
     "ProfileVerifier",
@@ -75,6 +100,10 @@ __all__ = [
     "ReasonCode",
     "RevocationList",
     "Role",
+    "Session",
+    "SessionKeys",
+    "SessionManager",
+    "SessionRole",
     "SignatureAlgorithm",
     "SignedEnvelope",
     "SignedProfile",

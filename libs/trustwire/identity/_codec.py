@@ -27,17 +27,34 @@ from trustwire.policy.model import Protocol, PuType
 
 from ._document import Attestation, IdentityDocument
 from ._envelope import SignatureAlgorithm, SignedEnvelope
-from ._profile import FiveTuple, TraceContext, TrustProfile
+from ._profile import (
+    MAX_DESTINATION_SERVICE,
+    MAX_NONCE_BYTES,
+    MAX_TRACEPARENT,
+    MAX_TRACESTATE,
+    NONCE_BYTES,
+    FiveTuple,
+    TraceContext,
+    TrustProfile,
+)
 from ._reasons import ReasonCode, VerificationError
 from ._spiffe import TrustDomain
 
 __all__ = [
+    "PROTOCOL_TO_WIRE",
+    "ProfileFacts",
+    "check_profile_message",
     "decode_document",
     "decode_envelope",
     "decode_profile",
+    "document_envelope_bytes",
     "encode_document",
     "encode_envelope",
     "encode_profile",
+    "ip_address",
+    "parse_envelope_message",
+    "parse_profile_message",
+    "profile_from_message",
 ]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -56,9 +73,11 @@ _PROTOCOL_TO_WIRE = {
     Protocol.SCTP: network_pb2.PROTOCOL_SCTP,
 }
 _PROTOCOL_FROM_WIRE = {v: k for k, v in _PROTOCOL_TO_WIRE.items()}
+PROTOCOL_TO_WIRE: dict[Protocol, int] = {k: int(v) for k, v in _PROTOCOL_TO_WIRE.items()}
 _ALGORITHM_TO_WIRE = {
     SignatureAlgorithm.UNSPECIFIED: envelope_pb2.SIGNATURE_ALGORITHM_UNSPECIFIED,
     SignatureAlgorithm.ECDSA_P256_SHA256: envelope_pb2.SIGNATURE_ALGORITHM_ECDSA_P256_SHA256,
+    SignatureAlgorithm.HMAC_SHA256_SESSION: envelope_pb2.SIGNATURE_ALGORITHM_HMAC_SHA256_SESSION,
 }
 _ALGORITHM_FROM_WIRE = {int(v): k for k, v in _ALGORITHM_TO_WIRE.items()}
 
@@ -82,6 +101,7 @@ def _envelope_message(envelope: SignedEnvelope) -> envelope_pb2.SignedEnvelope:
         signature=envelope.signature,
         algorithm=_ALGORITHM_TO_WIRE[envelope.algorithm],
         signer_chain_der=envelope.signer_chain_der,
+        session_id=envelope.session_id,
     )
 
 
@@ -96,6 +116,7 @@ def _envelope_from_message(msg: envelope_pb2.SignedEnvelope) -> SignedEnvelope:
         signature=msg.signature,
         algorithm=algorithm,
         signer_chain_der=tuple(chain) if chain else (),
+        session_id=msg.session_id,
     )
 
 
@@ -192,7 +213,11 @@ def encode_profile(profile: TrustProfile) -> bytes:
 
 
 def decode_profile(data: bytes) -> TrustProfile:
-    msg = _parse(trust_profile_pb2.TrustProfile, data, "trust_profile")
+    return profile_from_message(_parse(trust_profile_pb2.TrustProfile, data, "trust_profile"))
+
+
+def profile_from_message(msg: trust_profile_pb2.TrustProfile) -> TrustProfile:
+    """The frozen dataclass of a parsed profile, every field rule checked (MALFORMED)."""
     for name in ("identity_document", "five_tuple", "timestamp"):
         if not msg.HasField(name):
             raise _malformed(f"trust_profile.{name} is missing")
@@ -226,6 +251,136 @@ def decode_profile(data: bytes) -> TrustProfile:
         )
     except InvalidArgument as exc:
         raise _malformed(f"trust_profile.{exc.field}: {exc.message}") from None
+
+
+# --- the verifier's hot path: parsed messages, checked in place --------------------------------
+#
+# Building the frozen dataclasses above costs tens of microseconds in CPython, more than the
+# whole cached verification budget. The verifier instead checks the parsed (C, upb) messages
+# directly with ``check_profile_message``, which enforces exactly the rules the dataclasses do
+# (a unit test runs both on mutated payloads and requires the same verdict), and builds the
+# dataclass only when someone asks for it (``VerifiedProfile.profile``).
+
+
+def parse_envelope_message(data: bytes, where: str = "envelope") -> envelope_pb2.SignedEnvelope:
+    return _parse(envelope_pb2.SignedEnvelope, data, where)
+
+
+def parse_profile_message(data: bytes) -> tuple[trust_profile_pb2.TrustProfile, ProfileFacts]:
+    """Parse a profile payload and check every field rule of ``TrustProfile`` (MALFORMED)."""
+    try:
+        msg = _PROFILE_FROM_STRING(data)
+    except (DecodeError, RuntimeError, ValueError) as exc:
+        raise _malformed(f"trust_profile does not parse as protobuf ({exc})") from None
+    return msg, check_profile_message(msg)
+
+
+_PROFILE_FROM_STRING = trust_profile_pb2.TrustProfile.FromString
+
+
+# What the verifier reads after the checks, read once: timestamp (integer microseconds since
+# the epoch, sub-microsecond nanos dropped as ``_datetime`` does), protocol (wire number),
+# source address, source port, destination address, destination port, nonce, peer nonce.
+ProfileFacts = tuple[
+    int,
+    int,
+    ipaddress.IPv4Address | ipaddress.IPv6Address,
+    int,
+    ipaddress.IPv4Address | ipaddress.IPv6Address,
+    int,
+    bytes,
+    bytes,
+]
+
+
+def check_profile_message(msg: trust_profile_pb2.TrustProfile) -> ProfileFacts:
+    """The field rules of ``profile_from_message`` (and of the dataclasses it builds), on the
+    message itself; returns the facts the verifier needs. Raises MALFORMED_PROFILE; when it
+    passes, ``profile_from_message`` cannot fail. On any defect it defers to
+    ``profile_from_message`` for the precise message."""
+    ft = msg.five_tuple
+    protocol = ft.protocol
+    source_port = ft.source_port
+    destination_port = ft.destination_port
+    ts = msg.timestamp
+    seconds = ts.seconds
+    nanos = ts.nanos
+    nonce = msg.nonce
+    peer_nonce = msg.peer_nonce
+    trace = msg.trace_context
+    try:
+        source = _ip_address(ft.source_ip)
+        destination = _ip_address(ft.destination_ip)
+    except ValueError:
+        source = destination = None  # type: ignore[assignment]
+    # An unset five_tuple reads protocol 0 (not a protocol), so only the two presence checks
+    # whose absence would otherwise look valid are made explicitly. Unset optional scores read
+    # 0.0, which is valid, so their presence needs no check either.
+    if (
+        protocol not in _PROTOCOL_FROM_WIRE
+        or source is None
+        or destination is None
+        or source.version != destination.version
+        or not 1 <= source_port <= 65535
+        or not 1 <= destination_port <= 65535
+        or not NONCE_BYTES <= len(nonce) <= MAX_NONCE_BYTES
+        or (peer_nonce and not NONCE_BYTES <= len(peer_nonce) <= MAX_NONCE_BYTES)
+        or not _MIN_SECONDS <= seconds <= _MAX_SECONDS
+        or not 0 <= nanos < 1_000_000_000
+        or len(msg.destination_service) > MAX_DESTINATION_SERVICE
+        or len(trace.traceparent) > MAX_TRACEPARENT
+        or len(trace.tracestate) > MAX_TRACESTATE
+        or not _score_ok(msg.behaviour_score)
+        or not _score_ok(msg.reputation_score)
+        or not msg.HasField("timestamp")
+        or not msg.HasField("identity_document")
+    ):
+        profile_from_message(msg)  # raises with the precise message
+        raise _malformed("trust_profile is invalid")  # pragma: no cover
+    return (
+        seconds * 1_000_000 + nanos // 1000,
+        protocol,
+        source,
+        source_port,
+        destination,
+        destination_port,
+        nonce,
+        peer_nonce,
+    )
+
+
+def _score_ok(score: float) -> bool:
+    return 0.0 <= score <= 1.0  # False for NaN; infinities are out of range anyway
+
+
+def document_envelope_bytes(payload: bytes, msg: trust_profile_pb2.TrustProfile) -> bytes:
+    """The identity document envelope's bytes as received inside a profile ``payload``: the
+    first field-1 element when the payload starts with it (every deterministic encoder puts it
+    first), else the parsed sub-message re-serialized.
+
+    The verifier keys its document cache by these bytes and, on a miss, verifies exactly these
+    bytes (parsing them on their own). So even a payload that repeats field 1 (which protobuf
+    merges) is sound: the document used is the one these bytes encode, and it verified."""
+    if len(payload) > 2 and payload[0] == 0x0A:
+        length = 0
+        shift = 0
+        index = 1
+        while index < len(payload) and index <= 4:
+            byte = payload[index]
+            length |= (byte & 0x7F) << shift
+            index += 1
+            if not byte & 0x80:
+                end = index + length
+                if end <= len(payload):
+                    return payload[index:end]
+                break
+            shift += 7
+    return msg.identity_document.SerializeToString(deterministic=True)
+
+
+def ip_address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """Memoized ``ipaddress.ip_address`` (raises ValueError)."""
+    return _ip_address(text)
 
 
 # --- helpers ----------------------------------------------------------------------------------

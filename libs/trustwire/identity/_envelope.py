@@ -28,6 +28,9 @@ class SignatureAlgorithm(enum.IntEnum):
 
     UNSPECIFIED = 0
     ECDSA_P256_SHA256 = 1
+    # A Trust Profile sealed under a channel session (``_session``): HMAC-SHA256 with the
+    # sender's directional session key. Profiles only, never documents.
+    HMAC_SHA256_SESSION = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,10 +38,14 @@ class SignedEnvelope:
     """``common.v1.SignedEnvelope``. ``signer_chain_der`` is the signer's certificate then its
     intermediates, never a bundle CA. It may be empty: for a document, the signer is then a CA
     of the document's trust domain bundle; for a profile, the signer is the certificate the
-    peer presented on the mutually authenticated channel (``peer_chain``)."""
+    peer presented on the mutually authenticated channel (``peer_chain``).
+
+    ``session_id`` is set iff ``algorithm`` is ``HMAC_SHA256_SESSION``: the channel session
+    whose sender key made the tag in ``signature`` (``signer_chain_der`` is then empty)."""
 
     payload: bytes
     payload_type: str
     signature: bytes
     algorithm: SignatureAlgorithm
     signer_chain_der: tuple[bytes, ...] = ()
+    session_id: bytes = b""

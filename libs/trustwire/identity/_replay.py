@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import heapq
 import threading
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from trustwire.errors import ResourceExhausted
 
@@ -30,6 +30,8 @@ __all__ = ["DEFAULT_REPLAY_CAPACITY", "ReplayCache"]
 DEFAULT_REPLAY_CAPACITY = 262_144
 
 _Key = tuple[str, bytes]
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_US = timedelta(microseconds=1)
 
 
 class ReplayCache:
@@ -37,8 +39,13 @@ class ReplayCache:
         if capacity < 1:
             raise ValueError("capacity must be positive")
         self.capacity = capacity
-        self._expiry: dict[_Key, datetime] = {}
-        self._heap: list[tuple[datetime, _Key]] = []
+        # Times are integer microseconds since the Unix epoch: exact, and cheap to compare on
+        # the verifier's hot path (``admit_us``).
+        self._expiry: dict[_Key, int] = {}
+        # (forget_after_us, insertion counter, key): the counter keeps equal times from ever
+        # comparing keys, and makes the order total.
+        self._heap: list[tuple[int, int, _Key]] = []
+        self._counter = 0
         # verify() is synchronous, but an enforcer may verify from a thread pool too.
         self._lock = threading.Lock()
 
@@ -48,9 +55,13 @@ class ReplayCache:
     def admit(self, signer: str, nonce: bytes, forget_after: datetime, now: datetime) -> None:
         """Record the nonce until ``forget_after``, or raise REPLAYED when it is still
         remembered, or ``ResourceExhausted`` when the cache is full of unexpired nonces."""
+        self.admit_us(signer, nonce, (forget_after - _EPOCH) // _ONE_US, (now - _EPOCH) // _ONE_US)
+
+    def admit_us(self, signer: str, nonce: bytes, forget_after_us: int, now_us: int) -> None:
+        """``admit`` with times as integer microseconds since the Unix epoch."""
         key = (signer, nonce)
         with self._lock:
-            self._purge(now)
+            self._purge(now_us)
             if key in self._expiry:
                 raise VerificationError(
                     ReasonCode.REPLAYED,
@@ -63,11 +74,12 @@ class ReplayCache:
                     "than forgetting a nonce that could then be replayed",
                     reason="REPLAY_CACHE_FULL",
                 )
-            self._expiry[key] = forget_after
-            heapq.heappush(self._heap, (forget_after, key))
+            self._expiry[key] = forget_after_us
+            self._counter += 1
+            heapq.heappush(self._heap, (forget_after_us, self._counter, key))
 
-    def _purge(self, now: datetime) -> None:
+    def _purge(self, now_us: int) -> None:
         heap = self._heap
-        while heap and heap[0][0] < now:
-            _, key = heapq.heappop(heap)
+        while heap and heap[0][0] < now_us:
+            _, _, key = heapq.heappop(heap)
             self._expiry.pop(key, None)

@@ -13,12 +13,18 @@ Files:
   payload, PAE and signature, and the vectors: each a fresh verifier fed a sequence of steps,
   each step with its inputs and expected outcome (``OK`` or a reason code).
 - ``*.hex``: the reference profile's and document's bytes, for eyeballing and diffing.
+- ``session.*.hex``: the channel-session handshake messages (fixed X25519 keys and randoms)
+  and the reference sealed profile; ``vectors.json`` ``session`` holds every intermediate
+  value (transcript, shared secret, HKDF outputs, MAC input, tag) and ``session_vectors``
+  the sealed-profile verification steps.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import hashlib
+import hmac
 import json
 import sys
 from collections.abc import Callable
@@ -34,6 +40,8 @@ if str(ROOT) not in sys.path:
 from cryptography import x509  # noqa: E402
 from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey  # noqa: E402
+from google.protobuf import timestamp_pb2  # noqa: E402
 
 from tests.unit.identity.pki import (  # noqa: E402
     T0,
@@ -47,6 +55,7 @@ from tests.unit.identity.pki import (  # noqa: E402
     make_leaf,
     typical_attestation,
 )
+from trustwire.api.enforcer.v1 import authorization_service_pb2 as session_pb  # noqa: E402
 from trustwire.identity import (  # noqa: E402
     DOCUMENT_PAYLOAD_TYPE,
     PROFILE_PAYLOAD_TYPE,
@@ -59,6 +68,7 @@ from trustwire.identity import (  # noqa: E402
     TrustProfile,
     _codec,
     _crypto,
+    _session,
 )
 
 FORMAT = "trustwire-trust-profile-vectors/v1"
@@ -204,6 +214,217 @@ class Builder:
                 tuple(der(self.certs[c]) for c in inline),
             )
         )
+
+
+def x25519_key(label: str) -> X25519PrivateKey:
+    # Any 32 bytes are an X25519 private key (clamped on use, RFC 7748).
+    return X25519PrivateKey.from_private_bytes(hashlib.sha256(label.encode()).digest())
+
+
+def raw(key: X25519PrivateKey) -> bytes:
+    return key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def session_section(b: Builder, doc_env: bytes) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """The channel-session vectors: node-1 initiates, node-2 responds, at T0. Computed here from
+    the primitives (transcript, X25519, HKDF, HMAC), independently of ``SessionManager``; the
+    unit tests then run ``SessionManager`` with the same ephemeral inputs and check it agrees."""
+    initiator, responder = (
+        "spiffe://cluster-a.example/enforcer/node-1",
+        ("spiffe://cluster-a.example/enforcer/node-2"),
+    )
+    eph_i, eph_r = x25519_key("vector x25519 initiator"), x25519_key("vector x25519 responder")
+    rand_i = bytes(range(0xA0, 0xB0))
+    rand_r = bytes(range(0xB0, 0xC0))
+    not_before = int((T0 - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds())
+    not_after = not_before + 3600  # the lifetime, and both certificates' expiry
+    transcript = _session.encode_transcript(
+        initiator=initiator,
+        responder=responder,
+        initiator_ephemeral=raw(eph_i),
+        responder_ephemeral=raw(eph_r),
+        initiator_random=rand_i,
+        responder_random=rand_r,
+        not_before=not_before,
+        not_after=not_after,
+    )
+    shared = eph_i.exchange(eph_r.public_key())
+    assert shared == eph_r.exchange(eph_i.public_key())
+    keys = _session.derive_session_keys(shared, transcript)
+    signed_r = _session.signed_transcript(_session.SessionRole.RESPONDER, transcript)
+    signed_i = _session.signed_transcript(_session.SessionRole.INITIATOR, transcript)
+    sig_r = b.keys["node-2"].sign(signed_r, _DETERMINISTIC)
+    sig_i = b.keys["node-1"].sign(signed_i, _DETERMINISTIC)
+    request = session_pb.OpenSessionRequest(
+        protocol=_session.SESSION_PROTOCOL, ephemeral_public_key=raw(eph_i), random=rand_i
+    ).SerializeToString(deterministic=True)
+    response = session_pb.OpenSessionResponse(
+        session_id=keys.session_id,
+        ephemeral_public_key=raw(eph_r),
+        random=rand_r,
+        not_before=timestamp_pb2.Timestamp(seconds=not_before),
+        not_after=timestamp_pb2.Timestamp(seconds=not_after),
+        signature=sig_r,
+    ).SerializeToString(deterministic=True)
+    confirm = session_pb.ConfirmSessionRequest(
+        session_id=keys.session_id, signature=sig_i
+    ).SerializeToString(deterministic=True)
+
+    def seal(profile: TrustProfile, key: bytes, session_id: bytes = keys.session_id) -> bytes:
+        payload = _codec.encode_profile(profile)
+        tag = hmac.new(key, _session.sealed_mac_input(session_id, payload), "sha256").digest()
+        return _codec.encode_envelope(
+            SignedEnvelope(
+                payload,
+                PROFILE_PAYLOAD_TYPE,
+                tag,
+                SignatureAlgorithm.HMAC_SHA256_SESSION,
+                session_id=session_id,
+            )
+        )
+
+    reference = b.profile(doc_env, n=20)
+    sealed_env = seal(reference, keys.initiator_key)
+    payload = _codec.encode_profile(reference)
+    mac_input = _session.sealed_mac_input(keys.session_id, payload)
+    tag = hmac.new(keys.initiator_key, mac_input, "sha256").digest()
+    unknown = bytes([keys.session_id[0] ^ 1]) + keys.session_id[1:]
+    tampered = bytearray(sealed_env)
+    tampered[-1] ^= 0x01  # the last byte of the session id: another (unknown) session
+    tag_at = sealed_env.index(tag)
+    wrong_tag = bytearray(sealed_env)
+    wrong_tag[tag_at] ^= 0x01
+    session_vectors = [
+        {
+            "name": "sealed-valid",
+            "description": "The reference sealed profile (node-1 -> node-2).",
+            "steps": [step(sealed_env, "OK")],
+        },
+        {
+            "name": "sealed-replayed",
+            "description": "The same sealed profile twice: the second is a replay.",
+            "steps": [step(sealed_env, "OK"), step(sealed_env, "REPLAYED", now=10)],
+        },
+        {
+            "name": "sealed-answer",
+            "description": "node-2 verifies a profile node-1 sealed as an answer to nonce 00..0f.",
+            "steps": [
+                step(
+                    seal(b.profile(doc_env, n=21, peer_nonce=nonce(0)), keys.initiator_key),
+                    "OK",
+                    expected_peer_nonce=nonce(0),
+                )
+            ],
+        },
+        {
+            "name": "sealed-reflected",
+            "description": "A profile sealed with the responder->initiator key, presented to "
+            "the responder: the wrong direction.",
+            "steps": [step(seal(b.profile(doc_env, n=22), keys.responder_key), "BAD_SIGNATURE")],
+        },
+        {
+            "name": "sealed-bad-tag",
+            "description": "The reference sealed profile with one bit of the tag flipped.",
+            "steps": [step(bytes(wrong_tag), "BAD_SIGNATURE")],
+        },
+        {
+            "name": "sealed-unknown-session",
+            "description": "The reference sealed profile naming another session id.",
+            "steps": [step(bytes(tampered), "EXPIRED")],
+        },
+        {
+            "name": "sealed-other-session-key",
+            "description": "Sealed with the right key but naming another session id (the tag "
+            "covers the session id).",
+            "steps": [step(seal(b.profile(doc_env, n=23), keys.initiator_key, unknown), "EXPIRED")],
+        },
+        {
+            "name": "sealed-session-expired",
+            "description": "At the session's not_after (a profile timestamped then).",
+            "steps": [
+                step(
+                    seal(b.profile(doc_env, n=24, at=3600), keys.initiator_key), "EXPIRED", now=3600
+                )
+            ],
+        },
+        {
+            "name": "sealed-wrong-channel",
+            "description": "The reference sealed profile arriving on node-9's channel.",
+            "steps": [step(sealed_env, "CERTIFICATE_INVALID", peer_chain=("node-9",))],
+        },
+        {
+            "name": "sealed-clock-skew",
+            "description": "A sealed profile timestamped 31 s ahead.",
+            "steps": [
+                step(seal(b.profile(doc_env, n=25, at=31), keys.initiator_key), "CLOCK_SKEW")
+            ],
+        },
+    ]
+    section = {
+        "description": (
+            "Channel session between node-1 (initiator) and node-2 (responder) at `clock`; see "
+            "docs/trust-profile.md, 'Channel sessions'. Ephemeral keys are raw X25519 private "
+            "keys (RFC 7748). Signatures are RFC 6979 ECDSA by the enforcers' keys (`keys`). "
+            "`session_vectors` run on a fresh verifier of node-2 holding this session (as the "
+            "responder), peer_chain node-1 unless stated."
+        ),
+        "protocol": _session.SESSION_PROTOCOL,
+        "initiator": {
+            "enforcer": "node-1",
+            "spiffe_id": initiator,
+            "ephemeral_private_hex": eph_i.private_bytes_raw().hex(),
+            "ephemeral_public_hex": raw(eph_i).hex(),
+            "random_hex": rand_i.hex(),
+        },
+        "responder": {
+            "enforcer": "node-2",
+            "spiffe_id": responder,
+            "ephemeral_private_hex": eph_r.private_bytes_raw().hex(),
+            "ephemeral_public_hex": raw(eph_r).hex(),
+            "random_hex": rand_r.hex(),
+        },
+        "not_before": iso(T0),
+        "not_after": iso(T0 + timedelta(seconds=3600)),
+        "not_before_unix": not_before,
+        "not_after_unix": not_after,
+        "transcript_hex": transcript.hex(),
+        "transcript_sha256_hex": hashlib.sha256(transcript).hexdigest(),
+        "responder_signed_hex": signed_r.hex(),
+        "responder_signature_hex": sig_r.hex(),
+        "initiator_signed_hex": signed_i.hex(),
+        "initiator_signature_hex": sig_i.hex(),
+        "shared_secret_hex": shared.hex(),
+        "kdf": {
+            "hash": "SHA-256",
+            "salt": "SHA-256(transcript)",
+            "session_id": {"info": _session.KDF_LABEL_SESSION_ID.decode(), "length": 16},
+            "initiator_key": {"info": _session.KDF_LABEL_INITIATOR_KEY.decode(), "length": 32},
+            "responder_key": {"info": _session.KDF_LABEL_RESPONDER_KEY.decode(), "length": 32},
+        },
+        "session_id_hex": keys.session_id.hex(),
+        "initiator_key_hex": keys.initiator_key.hex(),
+        "responder_key_hex": keys.responder_key.hex(),
+        "open_session_request_hex": request.hex(),
+        "open_session_response_hex": response.hex(),
+        "confirm_session_request_hex": confirm.hex(),
+        "sealed_profile": {
+            "sealed_by": "node-1 (initiator key)",
+            "nonce_hex": reference.nonce.hex(),
+            "payload_hex": payload.hex(),
+            "mac_input_hex": mac_input.hex(),
+            "tag_hex": tag.hex(),
+            "envelope_hex": sealed_env.hex(),
+            "envelope_bytes": len(sealed_env),
+        },
+    }
+    files = {
+        "session.open_request.hex": request.hex().encode() + b"\n",
+        "session.open_response.hex": response.hex().encode() + b"\n",
+        "session.confirm_request.hex": confirm.hex().encode() + b"\n",
+        "session.sealed_profile.envelope.hex": sealed_env.hex().encode() + b"\n",
+    }
+    section["vectors"] = session_vectors
+    return section, files
 
 
 def step(
@@ -481,7 +702,11 @@ def build() -> dict[str, bytes]:
         },
         "vectors": vectors,
     }
+    session, session_files = session_section(b, doc_env)
+    out["session"] = {k: v for k, v in session.items() if k != "vectors"}
+    out["session_vectors"] = session["vectors"]
     files = {
+        **session_files,
         "vectors.json": (json.dumps(out, indent=1) + "\n").encode(),
         "document.payload.hex": doc_parts.payload.hex().encode() + b"\n",
         "document.envelope.hex": doc_env.hex().encode() + b"\n",

@@ -24,15 +24,15 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&trustwire/api/common/v1/envelope.proto\x12\x17trustwire.api.common.v1\"\xa4\x01\n\x0eSignedEnvelope\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\x12\x14\n\x0cpayload_type\x18\x02 \x01(\t\x12\x11\n\tsignature\x18\x03 \x01(\x0c\x12>\n\talgorithm\x18\x04 \x01(\x0e\x32+.trustwire.api.common.v1.SignatureAlgorithm\x12\x18\n\x10signer_chain_der\x18\x05 \x03(\x0c*d\n\x12SignatureAlgorithm\x12#\n\x1fSIGNATURE_ALGORITHM_UNSPECIFIED\x10\x00\x12)\n%SIGNATURE_ALGORITHM_ECDSA_P256_SHA256\x10\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&trustwire/api/common/v1/envelope.proto\x12\x17trustwire.api.common.v1\"\xb8\x01\n\x0eSignedEnvelope\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\x12\x14\n\x0cpayload_type\x18\x02 \x01(\t\x12\x11\n\tsignature\x18\x03 \x01(\x0c\x12>\n\talgorithm\x18\x04 \x01(\x0e\x32+.trustwire.api.common.v1.SignatureAlgorithm\x12\x18\n\x10signer_chain_der\x18\x05 \x03(\x0c\x12\x12\n\nsession_id\x18\x06 \x01(\x0c*\x91\x01\n\x12SignatureAlgorithm\x12#\n\x1fSIGNATURE_ALGORITHM_UNSPECIFIED\x10\x00\x12)\n%SIGNATURE_ALGORITHM_ECDSA_P256_SHA256\x10\x01\x12+\n\'SIGNATURE_ALGORITHM_HMAC_SHA256_SESSION\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'trustwire.api.common.v1.envelope_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SIGNATUREALGORITHM']._serialized_start=234
-  _globals['_SIGNATUREALGORITHM']._serialized_end=334
+  _globals['_SIGNATUREALGORITHM']._serialized_start=255
+  _globals['_SIGNATUREALGORITHM']._serialized_end=400
   _globals['_SIGNEDENVELOPE']._serialized_start=68
-  _globals['_SIGNEDENVELOPE']._serialized_end=232
+  _globals['_SIGNEDENVELOPE']._serialized_end=252
 # @@protoc_insertion_point(module_scope)

@@ -1,12 +1,14 @@
 import datetime
 
 from google.protobuf import duration_pb2 as _duration_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from trustwire.api.common.v1 import decision_pb2 as _decision_pb2
 from trustwire.api.common.v1 import envelope_pb2 as _envelope_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -39,6 +41,48 @@ class AuthorizeResponse(_message.Message):
     preauthorization_ttl: _duration_pb2.Duration
     revision: int
     def __init__(self, profile: _Optional[_Union[_envelope_pb2.SignedEnvelope, _Mapping]] = ..., verdict: _Optional[_Union[_decision_pb2.Verdict, str]] = ..., reason: _Optional[_Union[_decision_pb2.ReasonCode, str]] = ..., encryption: _Optional[_Union[EncryptionParameters, _Mapping]] = ..., preauthorization_ttl: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., revision: _Optional[int] = ...) -> None: ...
+
+class OpenSessionRequest(_message.Message):
+    __slots__ = ("protocol", "ephemeral_public_key", "random", "signer_chain_der")
+    PROTOCOL_FIELD_NUMBER: _ClassVar[int]
+    EPHEMERAL_PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    RANDOM_FIELD_NUMBER: _ClassVar[int]
+    SIGNER_CHAIN_DER_FIELD_NUMBER: _ClassVar[int]
+    protocol: str
+    ephemeral_public_key: bytes
+    random: bytes
+    signer_chain_der: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, protocol: _Optional[str] = ..., ephemeral_public_key: _Optional[bytes] = ..., random: _Optional[bytes] = ..., signer_chain_der: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class OpenSessionResponse(_message.Message):
+    __slots__ = ("session_id", "ephemeral_public_key", "random", "not_before", "not_after", "signature", "signer_chain_der")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    EPHEMERAL_PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    RANDOM_FIELD_NUMBER: _ClassVar[int]
+    NOT_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    NOT_AFTER_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    SIGNER_CHAIN_DER_FIELD_NUMBER: _ClassVar[int]
+    session_id: bytes
+    ephemeral_public_key: bytes
+    random: bytes
+    not_before: _timestamp_pb2.Timestamp
+    not_after: _timestamp_pb2.Timestamp
+    signature: bytes
+    signer_chain_der: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, session_id: _Optional[bytes] = ..., ephemeral_public_key: _Optional[bytes] = ..., random: _Optional[bytes] = ..., not_before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., not_after: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., signature: _Optional[bytes] = ..., signer_chain_der: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class ConfirmSessionRequest(_message.Message):
+    __slots__ = ("session_id", "signature")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    session_id: bytes
+    signature: bytes
+    def __init__(self, session_id: _Optional[bytes] = ..., signature: _Optional[bytes] = ...) -> None: ...
+
+class ConfirmSessionResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
 
 class EncryptionParameters(_message.Message):
     __slots__ = ("mode", "tunnel_address", "server_spiffe_id", "connection_token")

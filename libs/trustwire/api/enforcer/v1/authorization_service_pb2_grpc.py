@@ -42,6 +42,16 @@ class AuthorizationServiceStub:
                 request_serializer=trustwire_dot_api_dot_enforcer_dot_v1_dot_authorization__service__pb2.AuthorizeRequest.SerializeToString,
                 response_deserializer=trustwire_dot_api_dot_enforcer_dot_v1_dot_authorization__service__pb2.AuthorizeResponse.FromString,
                 _registered_method=True)
+        self.OpenSession = channel.unary_unary(
+                '/trustwire.api.enforcer.v1.AuthorizationService/OpenSession',
+                request_serializer=trustwire_dot_api_dot_enforcer_dot_v1_dot_authorization__service__pb2.OpenSessionRequest.SerializeToString,
+                response_deserializer=trustwire_dot_api_dot_enforcer_dot_v1_dot_authorization__service__pb2.OpenSessionResponse.FromString,
+                _registered_method=True)
+        self.ConfirmSession = channel.unary_unary(
+                '/trustwire.api.enforcer.v1.AuthorizationService/ConfirmSession',
+                request_serializer=trustwire_dot_api_dot_enforcer_dot_v1_dot_authorization__service__pb2.ConfirmSessionRequest.SerializeToString,
+                response_deserializer=trustwire_dot_api_dot_enforcer_dot_v1_dot_authorization__service__pb2.ConfirmSessionResponse.FromString,
+                _registered_method=True)
 
 
 class AuthorizationServiceServicer:
@@ -63,6 +73,28 @@ class AuthorizationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def OpenSession(self, request, context):
+        """Session handshake, messages 1 and 2 (docs/trust-profile.md, "Channel sessions"): the
+        caller (initiator) offers an ephemeral X25519 key and a random; the callee (responder)
+        answers with its own, the session's validity window and its ECDSA signature over the
+        transcript. Nothing is established until ConfirmSession succeeds. Once established, both
+        enforcers send Trust Profiles sealed with the session (HMAC-SHA256, no public-key
+        operation per connection) instead of ECDSA-signed ones. A refusal is a PERMISSION_DENIED
+        status whose ErrorInfo reason is a credential reason code name (for example `REVOKED`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ConfirmSession(self, request, context):
+        """Session handshake, message 3: the initiator's ECDSA signature over the same transcript.
+        On OK the session is established on both sides. Must follow OpenSession within 30 s;
+        an unknown or timed-out session id is refused with reason `EXPIRED`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AuthorizationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -70,6 +102,16 @@ def add_AuthorizationServiceServicer_to_server(servicer, server):
                     servicer.Authorize,
                     request_deserializer=trustwire_dot_api_dot_enforcer_dot_v1_dot_authorization__service__pb2.AuthorizeRequest.FromString,
                     response_serializer=trustwire_dot_api_dot_enforcer_dot_v1_dot_authorization__service__pb2.AuthorizeResponse.SerializeToString,
+            ),
+            'OpenSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.OpenSession,
+                    request_deserializer=trustwire_dot_api_dot_enforcer_dot_v1_dot_authorization__service__pb2.OpenSessionRequest.FromString,
+                    response_serializer=trustwire_dot_api_dot_enforcer_dot_v1_dot_authorization__service__pb2.OpenSessionResponse.SerializeToString,
+            ),
+            'ConfirmSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.ConfirmSession,
+                    request_deserializer=trustwire_dot_api_dot_enforcer_dot_v1_dot_authorization__service__pb2.ConfirmSessionRequest.FromString,
+                    response_serializer=trustwire_dot_api_dot_enforcer_dot_v1_dot_authorization__service__pb2.ConfirmSessionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -102,6 +144,60 @@ class AuthorizationService:
             '/trustwire.api.enforcer.v1.AuthorizationService/Authorize',
             trustwire_dot_api_dot_enforcer_dot_v1_dot_authorization__service__pb2.AuthorizeRequest.SerializeToString,
             trustwire_dot_api_dot_enforcer_dot_v1_dot_authorization__service__pb2.AuthorizeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def OpenSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/trustwire.api.enforcer.v1.AuthorizationService/OpenSession',
+            trustwire_dot_api_dot_enforcer_dot_v1_dot_authorization__service__pb2.OpenSessionRequest.SerializeToString,
+            trustwire_dot_api_dot_enforcer_dot_v1_dot_authorization__service__pb2.OpenSessionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ConfirmSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/trustwire.api.enforcer.v1.AuthorizationService/ConfirmSession',
+            trustwire_dot_api_dot_enforcer_dot_v1_dot_authorization__service__pb2.ConfirmSessionRequest.SerializeToString,
+            trustwire_dot_api_dot_enforcer_dot_v1_dot_authorization__service__pb2.ConfirmSessionResponse.FromString,
             options,
             channel_credentials,
             insecure,
