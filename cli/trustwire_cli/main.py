@@ -14,7 +14,7 @@ from typing import NoReturn
 
 from trustwire.errors import InvalidArgument, TrustwireError
 
-from . import identity_commands, live_commands, policy_commands
+from . import flow_commands, identity_commands, live_commands, policy_commands
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     policy_commands.register(sub)
     live_commands.register(sub)
     identity_commands.register(sub)
+    flow_commands.register(sub)
     return parser
 
 

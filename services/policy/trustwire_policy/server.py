@@ -11,18 +11,22 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 from types import TracebackType
 
 from opentelemetry.trace import TracerProvider
 
+from trustwire.api.flow.v1 import flow_service_pb2_grpc as flow_grpc
 from trustwire.api.policy.v1 import policy_service_pb2_grpc as service_grpc
 from trustwire.errors import InvalidArgument
 from trustwire.runtime import ServerTLS, Service, ServiceServer, build_server
 from trustwire.store import KeyValueStore
 
-from .api.authorization import AUTHORIZATION, POLICY_SERVICE
+from .api.authorization import AUTHORIZATION, FLOW_SERVICE, POLICY_SERVICE
+from .api.flow_service import FlowServicer, FlowWatchers
 from .api.service import PolicyDistribution, PolicyServicer
 from .codec import Keyspace
+from .flowstore import FlowStore
 from .repository import PolicyRepository
 from .settings import PolicySettings
 from .state import StateMirror
@@ -34,6 +38,13 @@ _log = logging.getLogger("trustwire.policy.server")
 # How the distribution subsystem is plugged in: built from this replica's mirror (what to
 # send) and repository (where acks go), once, at start.
 DistributionFactory = Callable[[StateMirror, PolicyRepository], PolicyDistribution]
+
+
+def _default_distribution() -> DistributionFactory:
+    # Imported here: the distribution package builds on this module's collaborators.
+    from .distribution import distribution_factory
+
+    return distribution_factory()
 
 
 class PolicyReplica:
@@ -59,12 +70,25 @@ class PolicyReplica:
             initial_backoff=settings.reconnect_initial_backoff,
             max_backoff=settings.reconnect_max_backoff,
         )
+        # Flow records: SQLite beside the replica, never etcd (see flowstore.py).
+        self.flow_store = FlowStore(
+            settings.flows.path,
+            retention=timedelta(seconds=settings.flows.retention),
+            max_rows=settings.flows.max_rows,
+        )
+        self.flow_servicer = FlowServicer(
+            self.flow_store,
+            watchers=FlowWatchers(settings.flows.watch_buffer),
+            limits=settings.limits,
+        )
         self.servicer = PolicyServicer(
             self.repository,
             self.mirror,
             limits=settings.limits,
             trust_domain=settings.trust_domain,
-            distribution=distribution(self.mirror, self.repository) if distribution else None,
+            # WatchPolicy is served by the distribution subsystem unless a test swaps it.
+            distribution=(distribution or _default_distribution())(self.mirror, self.repository),
+            flows=self.flow_store,
         )
         self._tracer_provider = tracer_provider
         self._close_store = close_store
@@ -94,7 +118,10 @@ class PolicyReplica:
             [
                 Service.from_servicer(
                     POLICY_SERVICE, service_grpc.add_PolicyServiceServicer_to_server, self.servicer
-                )
+                ),
+                Service.from_servicer(
+                    FLOW_SERVICE, flow_grpc.add_FlowServiceServicer_to_server, self.flow_servicer
+                ),
             ],
             address=self.settings.listen_address,
             tls=server_tls,
@@ -123,6 +150,7 @@ class PolicyReplica:
         if self._server is not None:
             await self._server.stop(grace)
         await self.mirror.stop()
+        await self.flow_store.close()
         if self._close_store:
             await self.store.close()
 

@@ -12,7 +12,15 @@ from pathlib import Path
 
 from trustwire.runtime import load_settings
 
-__all__ = ["ENV_PREFIX", "EtcdSettings", "LimitSettings", "PolicySettings", "TlsSettings", "load"]
+__all__ = [
+    "ENV_PREFIX",
+    "EtcdSettings",
+    "FlowSettings",
+    "LimitSettings",
+    "PolicySettings",
+    "TlsSettings",
+    "load",
+]
 
 ENV_PREFIX = "TRUSTWIRE_POLICY_"
 
@@ -59,6 +67,20 @@ class LimitSettings:
 
 
 @dataclass(frozen=True)
+class FlowSettings:
+    """The flow record store (SQLite, never etcd): bounded by rows and by age."""
+
+    # Database file; unset keeps flows in memory for the life of the process (development).
+    path: Path | None = None
+    # Records older than this (by window end) are deleted, seconds.
+    retention: float = 24 * 3600.0
+    # At most this many records are kept; the oldest stored are evicted first.
+    max_rows: int = 1_000_000
+    # Records queued per WatchFlows stream before a slow reader starts missing them.
+    watch_buffer: int = 1000
+
+
+@dataclass(frozen=True)
 class PolicySettings:
     listen_address: str = "127.0.0.1:8445"
     # The trust domain of this cluster: callers of other domains are refused, PUs get it as
@@ -67,6 +89,7 @@ class PolicySettings:
     tls: TlsSettings = field(default_factory=TlsSettings)
     etcd: EtcdSettings = field(default_factory=EtcdSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
+    flows: FlowSettings = field(default_factory=FlowSettings)
     log_level: str = "INFO"
     # Bounded exponential backoff of the state mirror while etcd is unreachable, seconds.
     reconnect_initial_backoff: float = 0.1

@@ -294,14 +294,6 @@ async def test_pus_and_enforcer_status(
     assert again.revision >= gone.revision
 
 
-async def test_suggest_is_unimplemented(stub: service_grpc.PolicyServiceStub) -> None:
-    from trustwire.errors import TrustwireError
-
-    with pytest.raises(TrustwireError) as raised:
-        await stub.Suggest(pb.SuggestRequest(namespace="shop"))
-    assert raised.value.reason == "UNIMPLEMENTED"
-
-
 async def test_conflict_type_is_aborted() -> None:
     from trustwire.runtime import status_code_for
 

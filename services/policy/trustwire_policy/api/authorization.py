@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from trustwire.api.flow.v1 import flow_service_pb2
 from trustwire.api.policy.v1 import policy_service_pb2
 from trustwire.runtime import (
     HEALTH_METHODS,
@@ -20,14 +21,20 @@ from trustwire.runtime import (
     authorization_table,
 )
 
-__all__ = ["AUTHORIZATION", "POLICY_SERVICE", "method"]
+__all__ = ["AUTHORIZATION", "FLOW_SERVICE", "POLICY_SERVICE", "flow_method", "method"]
 
 POLICY_SERVICE: Final = policy_service_pb2.DESCRIPTOR.services_by_name["PolicyService"]
+FLOW_SERVICE: Final = flow_service_pb2.DESCRIPTOR.services_by_name["FlowService"]
 
 
 def method(name: str) -> str:
     """Full method name of an rpc of ``PolicyService``."""
     return f"/{POLICY_SERVICE.full_name}/{name}"
+
+
+def flow_method(name: str) -> str:
+    """Full method name of an rpc of ``FlowService`` (hosted by the same server)."""
+    return f"/{FLOW_SERVICE.full_name}/{name}"
 
 
 _WRITERS = (Role.ADMIN, Role.SERVICE)
@@ -49,6 +56,11 @@ AUTHORIZATION: Final[AuthorizationTable] = authorization_table(
         method("DeregisterPu"): (Role.ENFORCER, *_WRITERS),
         method("RegisterEnforcer"): (Role.ENFORCER,),
         method("WatchPolicy"): (Role.ENFORCER,),
+        # Flows: enforcers report (only their own node's: checked in the handler); people and
+        # the gateway read.
+        flow_method("ReportFlows"): (Role.ENFORCER,),
+        flow_method("QueryFlows"): _READERS,
+        flow_method("WatchFlows"): _READERS,
         **{name: _READERS for name in REFLECTION_METHODS},
     },
     public=HEALTH_METHODS,

@@ -1,5 +1,6 @@
 """``PolicyService`` servicer: every rpc but ``WatchPolicy`` (delegated to the distribution
-subsystem through :class:`PolicyDistribution`) and ``Suggest`` (not implemented yet).
+subsystem through :class:`PolicyDistribution`) and ``Suggest`` (delegated to
+``api.flow_service``, over this replica's flow store).
 
 Handlers translate messages and call the repository (writes, consistent reads) or the state
 mirror (decisions at the live revision). They raise ``trustwire.errors``; the runtime maps them
@@ -30,11 +31,12 @@ from trustwire.runtime import Caller, Role, current_caller
 
 from .. import codec, impact
 from ..codec import Kind
+from ..flowstore import FlowStore
 from ..manifests import parse_resources, parse_yaml
 from ..repository import ChangeType, PolicyRepository, WriteResult, filter_digest
 from ..settings import LimitSettings
 from ..state import StateMirror, StateSnapshot
-from . import convert
+from . import convert, flow_service
 
 __all__ = ["PolicyDistribution", "PolicyServicer"]
 
@@ -66,8 +68,10 @@ class PolicyServicer(service_grpc.PolicyServiceServicer):  # type: ignore[misc]
         limits: LimitSettings | None = None,
         trust_domain: str = "",
         distribution: PolicyDistribution | None = None,
+        flows: FlowStore | None = None,
     ) -> None:
         self.repository = repository
+        self.flows = flows
         self.mirror = mirror
         self.limits = limits or LimitSettings()
         self.trust_domain = trust_domain
@@ -229,11 +233,12 @@ class PolicyServicer(service_grpc.PolicyServiceServicer):  # type: ignore[misc]
         return response
 
     async def Suggest(self, request: Any, context: Any) -> Any:
-        await context.abort(
-            grpc.StatusCode.UNIMPLEMENTED,
-            "Suggest needs observed flows (flow.v1.FlowService), which this server does not "
-            "store yet",
-        )
+        if self.flows is None:
+            await context.abort(
+                grpc.StatusCode.UNIMPLEMENTED, "Suggest needs a flow store; this server has none"
+            )
+            return None
+        return await flow_service.suggest_response(request, self.flows)
 
     # ----------------------------------------------------------------------------- PUs
 
