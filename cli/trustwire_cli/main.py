@@ -14,7 +14,13 @@ from typing import NoReturn
 
 from trustwire.errors import InvalidArgument, TrustwireError
 
-from . import flow_commands, identity_commands, live_commands, policy_commands
+from . import (
+    enforcer_commands,
+    flow_commands,
+    identity_commands,
+    live_commands,
+    policy_commands,
+)
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -42,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     live_commands.register(sub)
     identity_commands.register(sub)
     flow_commands.register(sub)
+    enforcer_commands.register(sub)
     return parser
 
 
