@@ -12,11 +12,15 @@ Contracts:
       policies/NetworkAccessPolicy/<namespace or _cluster>/<name>
       policies/KubernetesNetworkPolicy/<namespace>/<name>
       namespaces/<name>   tiers/<name>   externalnetworks/<name>
-      pus/<enforcer>/<pu>   enforcers/<id>   status/enforcers/<id>
+      pus/<enforcer>/<pu>   enforcers/<id>   status/enforcers/<id>   traces/write
 
   ``_cluster`` cannot collide with a namespace (``_`` is not valid in one). ``status/`` holds
   enforcer acks; it is outside the policy state (acks must not advance the state revision the
-  enforcers ack, or they would never converge).
+  enforcers ack, or they would never converge). ``traces/write`` holds the W3C traceparent of
+  the last policy write, put in the write's own transaction: its ``mod_revision`` is the
+  write's revision, so the traceparent of revision R is the key's value at R when its
+  ``mod_revision`` is R. It is not policy state either, and one overwritten key (etcd MVCC
+  keeps the history) never grows the keyspace.
 - **YAML documents** (``resource_to_document``) are the canonical form shown to people
   (``trustwire get -o yaml``, apply diffs) and the form every input is validated in: structured
   resources are rendered to documents and go through the same loader as YAML, so both inputs
@@ -200,6 +204,10 @@ class Keyspace:
 
     def status(self, enforcer_id: str) -> str:
         return f"{self.root}status/enforcers/{enforcer_id}"
+
+    def trace(self) -> str:
+        """The key holding the traceparent of the last policy write (module docstring)."""
+        return f"{self.root}traces/write"
 
     def is_status(self, key: str) -> bool:
         return key.startswith(f"{self.root}status/")

@@ -27,8 +27,9 @@ import binascii
 import difflib
 import hashlib
 import json
+import re
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -58,10 +59,15 @@ __all__ = [
     "EnforcerView",
     "Page",
     "PolicyRepository",
+    "StatusUpdate",
     "WriteResult",
 ]
 
 REVISION_COMPACTED = "REVISION_COMPACTED"
+_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
+# Status writes of many enforcers share a transaction: a compare and a put each, within
+# etcd's 128 operations per transaction.
+_STATUS_BATCH = 64
 
 
 class ChangeType:
@@ -108,6 +114,52 @@ class EnforcerView:
     status: Any  # policy.v1.EnforcerStatus as stored (acks, connection)
 
 
+@dataclass(frozen=True)
+class StatusUpdate:
+    """What to record about one enforcer; any number of acks, nacks and connection changes
+    reduce to one update (``merged``) because each field has a "latest" or "maximum" rule:
+    ``acked_revision`` only grows; the nack state follows the last ack or nack (an ack clears
+    it); ``connected`` is the last value reported."""
+
+    acked_revision: int | None = None
+    nack: tuple[int, str, str] | None = None  # (last good revision, reason, message)
+    clear_nack: bool = False
+    connected: bool | None = None
+
+    @staticmethod
+    def ack(revision: int, error: tuple[str, str] | None = None) -> StatusUpdate:
+        if error is None:
+            return StatusUpdate(acked_revision=revision, clear_nack=True)
+        return StatusUpdate(nack=(revision, error[0], error[1]))
+
+    def merged(self, later: StatusUpdate) -> StatusUpdate:
+        """This update followed by ``later``."""
+        acked = [r for r in (self.acked_revision, later.acked_revision) if r is not None]
+        nack_decided = later.nack is not None or later.clear_nack
+        return StatusUpdate(
+            acked_revision=max(acked) if acked else None,
+            nack=later.nack if nack_decided else self.nack,
+            clear_nack=later.clear_nack if nack_decided else self.clear_nack,
+            connected=later.connected if later.connected is not None else self.connected,
+        )
+
+    def apply_to(self, status: Any, now: datetime) -> None:
+        status.last_seen.FromDatetime(now)
+        if self.acked_revision is not None and self.acked_revision >= status.acked_revision:
+            status.acked_revision = self.acked_revision
+            status.acked_at.FromDatetime(now)
+        if self.clear_nack:
+            status.nacked_revision = 0
+            status.ClearField("last_error")
+        if self.nack is not None:
+            status.nacked_revision = self.nack[0]
+            status.last_error.CopyFrom(
+                error_pb.ErrorDetail(reason=self.nack[1], message=self.nack[2])
+            )
+        if self.connected is not None:
+            status.connected = self.connected
+
+
 Clock = Callable[[], datetime]
 
 
@@ -122,10 +174,19 @@ class PolicyRepository:
         self.store = store
         self.keys = keys or Keyspace()
         self._clock = clock
+        # Status key -> (mod_revision, value) as this repository last wrote or read it: the
+        # guard of the next status write, so steady-state acks cost no read. A stale entry
+        # (another replica wrote) fails its compare and is re-read.
+        self._statuses: dict[str, tuple[int, bytes]] = {}
 
     # ------------------------------------------------------------------ policy resources
 
-    async def apply(self, manifests: Sequence[Manifest], *, dry_run: bool = False) -> WriteResult:
+    async def apply(
+        self, manifests: Sequence[Manifest], *, dry_run: bool = False, traceparent: str = ""
+    ) -> WriteResult:
+        """Write ``manifests`` in one transaction (module docstring). ``traceparent``, the W3C
+        trace context of the calling span, is put at ``Keyspace.trace()`` in the same
+        transaction, so the write's revision names its trace (see ``codec``)."""
         keys = [self.keys.resource(m.kind, m.namespace, m.name) for m in manifests]
         entries = await asyncio.gather(*(self.store.get(k) for k in keys))
         now = self._clock()
@@ -165,7 +226,7 @@ class PolicyRepository:
         if dry_run or not puts:
             revision = await self.store.revision()
             return WriteResult(tuple(changes), revision, written=False)
-        result = await self.store.txn(compares, puts)
+        result = await self.store.txn(compares, [*puts, *self._trace_ops(traceparent)])
         if not result.succeeded:
             raise _conflict(result.failed)
         final = tuple(
@@ -235,6 +296,7 @@ class PolicyRepository:
         *,
         resource_version: str = "",
         dry_run: bool = False,
+        traceparent: str = "",
     ) -> WriteResult:
         key = self.keys.resource(kind, namespace, name)
         entry = await self.store.get(key)
@@ -266,10 +328,18 @@ class PolicyRepository:
         )
         if dry_run:
             return WriteResult((change,), await self.store.revision(), written=False)
-        result = await self.store.txn([Compare(key, entry.mod_revision)], [Delete(key)])
+        result = await self.store.txn(
+            [Compare(key, entry.mod_revision)], [Delete(key), *self._trace_ops(traceparent)]
+        )
         if not result.succeeded:
             raise _conflict(result.failed)
         return WriteResult((change,), result.revision, written=True)
+
+    def _trace_ops(self, traceparent: str) -> list[Put]:
+        # Only a well-formed W3C traceparent is stored (it is read back by every replica).
+        if not traceparent or not _TRACEPARENT.match(traceparent):
+            return []
+        return [Put(self.keys.trace(), traceparent.encode())]
 
     async def _check_tier_unused(self, tier: str) -> None:
         prefix = self.keys.kind_prefix(Kind.NETWORK_ACCESS_POLICY)
@@ -438,52 +508,66 @@ class PolicyRepository:
     ) -> None:
         """Persist an enforcer's ACK (``error`` None) or NACK (``(reason, message)``) of
         ``revision``. Stored outside the policy state (``status/``): acks never advance the
-        revision that enforcers converge to. Last writer wins per enforcer (one stream at a
-        time per enforcer; an older ack never lowers ``acked_revision``)."""
-
-        def update(status: Any) -> None:
-            now = self._clock()
-            status.last_seen.FromDatetime(now)
-            if error is None:
-                if revision >= status.acked_revision:
-                    status.acked_revision = revision
-                    status.acked_at.FromDatetime(now)
-                status.nacked_revision = 0
-                status.ClearField("last_error")
-            else:
-                status.nacked_revision = revision
-                status.last_error.CopyFrom(error_pb.ErrorDetail(reason=error[0], message=error[1]))
-
-        await self._update_status(enforcer_id, update)
+        revision that enforcers converge to. An older ack never lowers ``acked_revision``.
+        Distribution also records here the revision at which an enforcer's acked view is
+        known to be current (its view did not change since): ``acked_revision`` is "the
+        enforcer's applied policy equals the state at this revision"."""
+        await self.record_statuses({enforcer_id: StatusUpdate.ack(revision, error)})
 
     async def record_connection(self, enforcer_id: str, connected: bool) -> None:
         """Mark whether the enforcer has an open WatchPolicy stream (any replica)."""
+        await self.record_statuses({enforcer_id: StatusUpdate(connected=connected)})
 
-        def update(status: Any) -> None:
-            status.connected = connected
-            status.last_seen.FromDatetime(self._clock())
+    async def record_statuses(self, updates: Mapping[str, StatusUpdate]) -> None:
+        """Apply ``updates`` (enforcer id -> update), up to 64 enforcers per transaction,
+        each guarded by its status key's ``mod_revision`` (read-modify-write; a chunk whose
+        guard fails is re-read and retried). Raises ``Conflict`` when a chunk keeps failing."""
+        items = sorted(updates.items())
+        for start in range(0, len(items), _STATUS_BATCH):
+            await self._write_statuses(items[start : start + _STATUS_BATCH])
 
-        await self._update_status(enforcer_id, update)
-
-    async def _update_status(self, enforcer_id: str, update: Callable[[Any], None]) -> None:
-        key = self.keys.status(enforcer_id)
-        for _ in range(5):  # read-modify-write; retried on a concurrent update
-            entry = await self.store.get(key)
-            status = (
-                enforcer_pb.EnforcerStatus.FromString(entry.value)
-                if entry is not None
-                else enforcer_pb.EnforcerStatus()
-            )
-            update(status)
-            status.ClearField("lag_revisions")
-            status.ClearField("pu_count")
-            result = await self.store.txn(
-                [Compare(key, entry.mod_revision if entry is not None else ABSENT)],
-                [Put(key, status.SerializeToString(deterministic=True))],
-            )
+    async def _write_statuses(self, items: Sequence[tuple[str, StatusUpdate]]) -> None:
+        keys = [self.keys.status(enforcer_id) for enforcer_id, _ in items]
+        for _ in range(5):
+            await self._load_statuses([k for k in keys if k not in self._statuses])
+            now = self._clock()
+            compares: list[Compare] = []
+            puts: list[Put] = []
+            for key, (_, update) in zip(keys, items, strict=True):
+                mod_revision, value = self._statuses.get(key, (ABSENT, b""))
+                status = enforcer_pb.EnforcerStatus.FromString(value)
+                update.apply_to(status, now)
+                status.ClearField("lag_revisions")
+                status.ClearField("pu_count")
+                compares.append(Compare(key, mod_revision))
+                puts.append(Put(key, status.SerializeToString(deterministic=True)))
+            result = await self.store.txn(compares, puts)
             if result.succeeded:
+                for put in puts:
+                    self._statuses[put.key] = (result.revision, put.value)
                 return
-        raise Conflict(f"status of enforcer {enforcer_id} keeps changing", metadata={"key": key})
+            for key in result.failed or keys:
+                self._statuses.pop(key, None)
+        raise Conflict(
+            f"status of enforcers {', '.join(e for e, _ in items[:5])} keeps changing",
+            metadata={"keys": ",".join(keys[:5])},
+        )
+
+    async def _load_statuses(self, keys: Sequence[str]) -> None:
+        """Read ``keys`` into the status cache (absent keys as ``ABSENT``)."""
+        if not keys:
+            return
+        found: dict[str, tuple[int, bytes]] = {}
+        if len(keys) > 8:  # one listing beats many gets
+            wanted = set(keys)
+            async for entry in self._entries(self.keys.statuses()):
+                if entry.key in wanted:
+                    found[entry.key] = (entry.mod_revision, entry.value)
+        else:
+            entries = await asyncio.gather(*(self.store.get(k) for k in keys))
+            found = {e.key: (e.mod_revision, e.value) for e in entries if e is not None}
+        for key in keys:
+            self._statuses[key] = found.get(key, (ABSENT, b""))
 
     # --------------------------------------------------------------------------- scanning
 

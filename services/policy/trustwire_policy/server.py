@@ -149,6 +149,10 @@ class PolicyReplica:
                 await self._health_task
         if self._server is not None:
             await self._server.stop(grace)
+        # Distribution stores the convergence it recorded while the store is still open.
+        close = getattr(self.servicer.distribution, "close", None)
+        if close is not None:
+            await close()
         await self.mirror.stop()
         await self.flow_store.close()
         if self._close_store:

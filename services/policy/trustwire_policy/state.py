@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -54,6 +55,7 @@ _log = logging.getLogger("trustwire.policy.state")
 
 REVISION_COMPACTED = "REVISION_COMPACTED"
 _LIST_PAGE = 1000
+_TRACE_WINDOW = 64  # write traces a snapshot remembers (hub.MAX_LINKS are sent at most)
 
 
 @dataclass(frozen=True, eq=False)
@@ -70,6 +72,11 @@ class StateSnapshot:
     # PU id <-> key (``namespace/name``) of its workload in ``cluster``.
     workload_of_pu: Mapping[str, str] = field(default_factory=dict)
     pu_of_workload: Mapping[str, str] = field(default_factory=dict)
+    # W3C traceparent of the write that produced ``revision`` ("" when it recorded none), and
+    # (revision, traceparent) of the last writes this mirror saw up to ``revision``, oldest
+    # first (a bounded window; reset by a reload): what a delta merging writes links to.
+    traceparent: str = ""
+    traces: tuple[tuple[int, str], ...] = ()
 
     @cached_property
     def engine(self) -> PolicyEngine:
@@ -135,9 +142,19 @@ class _Inventory:
         self.resources: dict[str, DomainObject] = {}
         self.pus: dict[str, PuRecord] = {}
         self.enforcers: dict[str, EnforcerRecord] = {}
+        # Write traces seen (``codec.Keyspace.trace``): not policy state, but named by the
+        # snapshot of the write's revision.
+        self.traces: deque[tuple[int, str]] = deque(maxlen=_TRACE_WINDOW)
+        self._trace_key = keys.trace()
+        # Workloads by PU key, rebuilt only when the record changes (a revision's snapshot
+        # then shares its unchanged workloads with the previous one: views reuse work).
+        self._workloads: dict[str, tuple[PuRecord, str, Workload]] = {}
 
     def put(self, key: str, value: bytes, mod_revision: int) -> bool:
         """Apply one stored value; False when the key is not policy state (ignored)."""
+        if key == self._trace_key:
+            self.traces.append((mod_revision, value.decode("ascii", errors="replace")))
+            return False
         parsed = self.keys.parse(key)
         if parsed is None or parsed.section == "status":
             return False
@@ -166,6 +183,7 @@ class _Inventory:
         self.resources.pop(key, None)
         self.pus.pop(key, None)
         self.enforcers.pop(key, None)
+        self._workloads.pop(key, None)
         return True
 
     def snapshot(self, revision: int) -> StateSnapshot:
@@ -184,7 +202,12 @@ class _Inventory:
             name = record.workload_name
             if f"{record.namespace}/{name}" in pu_of_workload:
                 name = f"{name}.{record.id}"  # two PUs claim one namespace/name
-            workload = record.workload(name)
+            cached = self._workloads.get(key)
+            if cached is not None and cached[0] is record and cached[1] == name:
+                workload = cached[2]
+            else:
+                workload = record.workload(name)
+                self._workloads[key] = (record, name, workload)
             workloads.append(workload)
             workload_of_pu[record.id] = workload.key
             pu_of_workload[workload.key] = record.id
@@ -202,6 +225,8 @@ class _Inventory:
             enforcers={r.id: r for r in sorted(self.enforcers.values(), key=lambda r: r.id)},
             workload_of_pu=workload_of_pu,
             pu_of_workload=pu_of_workload,
+            traceparent=next((t for r, t in self.traces if r == revision), ""),
+            traces=tuple((r, t) for r, t in self.traces if r <= revision),
         )
 
 

@@ -64,9 +64,13 @@ class FakeState:
 class FakeRecorder:
     def __init__(self) -> None:
         self.acks: list[tuple[str, int, AckError | None]] = []
+        self.connections: list[tuple[str, bool]] = []
 
     async def record_ack(self, enforcer_id: str, revision: int, error: AckError | None) -> None:
         self.acks.append((enforcer_id, revision, error))
+
+    async def record_connection(self, enforcer_id: str, connected: bool) -> None:
+        self.connections.append((enforcer_id, connected))
 
 
 def workload(name: str, app: str, ip: str, namespace: str = "shop") -> Workload:

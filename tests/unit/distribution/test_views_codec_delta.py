@@ -73,3 +73,31 @@ def test_two_builders_produce_identical_bytes(cluster: Cluster, data: st.DataObj
         a = snapshot_to_proto(first.view(enforcer), INITIAL).SerializeToString(deterministic=True)
         b = snapshot_to_proto(second.view(enforcer), INITIAL).SerializeToString(deterministic=True)
         assert a == b
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cluster=clusters(), other=clusters(), data=st.data())
+def test_builder_reusing_the_previous_revision_equals_a_fresh_one(
+    cluster: Cluster, other: Cluster, data: st.DataObject
+) -> None:
+    """The next revision's builder reuses the PU views no policy change touched (the same
+    workload objects, some access policies kept, dropped or added): its views equal those of
+    a builder starting from scratch, including after a change of anything else."""
+    topology = data.draw(topologies(cluster))
+    kept = tuple(p for p in cluster.access_policies if data.draw(st.booleans()))
+    added = tuple(p for p in other.access_policies if p.tier in {t.name for t in cluster.tiers})
+    changes = [
+        cluster.with_changes(access_policies=kept + added[: data.draw(st.integers(0, 3))]),
+        cluster.with_changes(revision=cluster.revision + 1),
+        cluster.with_changes(namespaces=other.namespaces),
+        cluster.with_changes(external_networks=other.external_networks),
+        cluster.with_changes(kubernetes_policies=other.kubernetes_policies),
+    ]
+    for after in changes:
+        previous = ViewBuilder(cluster, topology)
+        for enforcer in ENFORCERS[: data.draw(st.integers(1, len(ENFORCERS)))]:
+            previous.view(enforcer)  # the streams of the previous revision built some views
+        reused = ViewBuilder(after, topology, previous=previous)
+        fresh = ViewBuilder(after, topology)
+        for enforcer in ENFORCERS:
+            assert reused.view(enforcer) == fresh.view(enforcer)

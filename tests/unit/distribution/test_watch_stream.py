@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 
 import pytest
 
@@ -306,3 +307,52 @@ async def test_subscribing_as_another_enforcer_is_denied() -> None:
             await Session(distribution, "node-a", caller=Caller("td", Role.ADMIN, "node-a")).next()
         first = await Session(distribution, "node-b", caller=node_b).next()
         assert first.WhichOneof("update") == "snapshot"
+
+
+def _tp(n: int) -> str:
+    return f"00-{n:032x}-{n:016x}-01"
+
+
+async def test_coalesced_delta_lists_every_write_it_covers() -> None:
+    source = FakeState()
+    source.publish(state(1, PLACED, []))
+    async with served(source) as (distribution, _):
+        session = Session(distribution, "node-a")
+        first = await session.next()
+        traces: tuple[tuple[int, str], ...] = ()
+        for revision in range(2, 5):  # three writes while the snapshot is unacked
+            traces += ((revision, _tp(revision)),)
+            s = state(
+                revision, PLACED, [allow("web-db", "web", "db", port=revision)], _tp(revision)
+            )
+            source.publish(replace(s, traces=traces))
+            await settle()
+        session.ack(first)
+        delta = await session.next()
+        assert (delta.delta.base_revision, delta.revision) == (1, 4)
+        assert list(delta.write_traceparents) == [_tp(2), _tp(3), _tp(4)]
+        assert delta.traceparent == ""  # not a single write
+        session.ack(delta)
+        s5 = state(5, PLACED, [allow("web-db", "web", "db", port=5)], _tp(5))
+        source.publish(replace(s5, traces=(*traces, (5, _tp(5)))))
+        single = await session.next()
+        assert (single.traceparent, list(single.write_traceparents)) == (_tp(5), [_tp(5)])
+
+
+async def test_in_sync_revision_and_connection_are_recorded() -> None:
+    source = FakeState()
+    source.publish(state(1, PLACED, [allow("web-db", "web", "db")]))
+    async with served(source) as (distribution, recorder):
+        session = Session(distribution, "node-a")
+        session.ack(await session.next())
+        # node-a's view does not change at 2: recorded as converged there, without a response.
+        source.publish(
+            state(2, PLACED, [allow("web-db", "web", "db"), allow("c", "cache", "cache")])
+        )
+        await settle()
+        await session.nothing()
+        assert recorder.acks == [("node-a", 1, None), ("node-a", 2, None)]
+        assert recorder.connections == [("node-a", True)]
+        session.requests.put_nowait(None)  # the enforcer ends its stream
+        await asyncio.wait_for(distribution.wait_disconnected("node-a"), 5.0)
+        assert recorder.connections == [("node-a", True), ("node-a", False)]

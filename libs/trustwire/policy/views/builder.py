@@ -70,29 +70,47 @@ def _sorted_networks(nets: Iterable[IPNetwork]) -> tuple[IPNetwork, ...]:
 class ViewBuilder:
     """Views of every enforcer at one cluster revision. Not thread-safe (memo tables)."""
 
-    def __init__(self, cluster: Cluster, topology: Topology | None = None) -> None:
+    # Indexes of the population (workloads and their placement); shared with the next
+    # revision's builder when its population is the same objects (``_same_population``).
+    _placement: list[PuPlacement]
+    _index_by_id: dict[str, int]
+    _identity: list[Labels]
+    _by_pair: dict[tuple[str, str], list[int]]
+    _by_enforcer: dict[str, list[int]]
+    _pods_by_namespace: dict[str, list[int]]
+    _entries: dict[int, DirectoryEntry]
+
+    def __init__(
+        self,
+        cluster: Cluster,
+        topology: Topology | None = None,
+        *,
+        previous: ViewBuilder | None = None,
+    ) -> None:
+        """``previous``: the builder of an earlier revision whose work may be reused (see
+        ``_reuse_from``); views are equal with or without it (property-tested)."""
         self.cluster = cluster
         self.topology = topology or Topology()
         workloads = cluster.workloads
         self._workloads = workloads
-        placement = self.topology.placement
-        self._placement: list[PuPlacement] = [
-            placement.get(w.key) or PuPlacement(pu_id=w.key, enforcer_id="") for w in workloads
-        ]
-        self._index_by_id: dict[str, int] = {p.pu_id: i for i, p in enumerate(self._placement)}
-        self._identity: list[Labels] = [w.identity_labels() for w in workloads]
-        self._by_pair: dict[tuple[str, str], list[int]] = {}
-        for i, labels in enumerate(self._identity):
-            for pair in labels.items():
-                self._by_pair.setdefault(pair, []).append(i)
-        self._by_enforcer: dict[str, list[int]] = {}
-        for i, p in enumerate(self._placement):
-            if p.enforcer_id:
-                self._by_enforcer.setdefault(p.enforcer_id, []).append(i)
-        self._pods_by_namespace: dict[str, list[int]] = {}
-        for i, w in enumerate(workloads):
-            if w.pu_type is PuType.POD:
-                self._pods_by_namespace.setdefault(w.namespace, []).append(i)
+        # PU views of the previous revision that no policy change can have touched, by
+        # workload index, and that revision's enforcer views (see ``_reuse_from``).
+        self._reusable: dict[int, PuView] = {}
+        self._previous_views: dict[str, EnforcerView] = {}
+        self._pu_views: dict[int, PuView] = {}
+        if previous is not None and self._same_population(previous):
+            self._placement = previous._placement
+            self._index_by_id = previous._index_by_id
+            self._identity = previous._identity
+            self._by_pair = previous._by_pair
+            self._by_enforcer = previous._by_enforcer
+            self._pods_by_namespace = previous._pods_by_namespace
+            # Directory entries depend on the workload and its placement only.
+            self._entries = previous._entries
+        else:
+            previous = None
+            self._index_population()
+            self._entries = {}
 
         self._ordered: list[NetworkAccessPolicy] = ordered_access_policies(cluster)
         # Own-side inverted index per direction: rule positions by one required label pair of
@@ -134,7 +152,72 @@ class ViewBuilder:
         self._k8s_memo: dict[tuple[str, Direction], tuple[RuleView, ...]] = {}
         self._address_memo: dict[LabelSelector, tuple[tuple[IPNetwork, ...], ...]] = {}
         self._views: dict[str, EnforcerView] = {}
-        self._entries: dict[int, DirectoryEntry] = {}
+        if previous is not None:
+            self._reuse_from(previous)
+
+    # ------------------------------------------------------------------ reuse
+
+    def _index_population(self) -> None:
+        workloads = self._workloads
+        placement = self.topology.placement
+        self._placement = [
+            placement.get(w.key) or PuPlacement(pu_id=w.key, enforcer_id="") for w in workloads
+        ]
+        self._index_by_id = {p.pu_id: i for i, p in enumerate(self._placement)}
+        self._identity = [w.identity_labels() for w in workloads]
+        self._by_pair = {}
+        for i, labels in enumerate(self._identity):
+            for pair in labels.items():
+                self._by_pair.setdefault(pair, []).append(i)
+        self._by_enforcer = {}
+        for i, p in enumerate(self._placement):
+            if p.enforcer_id:
+                self._by_enforcer.setdefault(p.enforcer_id, []).append(i)
+        self._pods_by_namespace = {}
+        for i, w in enumerate(workloads):
+            if w.pu_type is PuType.POD:
+                self._pods_by_namespace.setdefault(w.namespace, []).append(i)
+
+    def _same_population(self, previous: ViewBuilder) -> bool:
+        """The same workload objects in the same order, placed the same way."""
+        old, new = previous._workloads, self._workloads
+        return (
+            len(old) == len(new)
+            and all(a is b for a, b in zip(old, new, strict=True))
+            and previous.topology.placement == self.topology.placement
+        )
+
+    def _reuse_from(self, previous: ViewBuilder) -> None:
+        """Keep the previous revision's PU views that no change can have touched.
+
+        With the population unchanged (``_same_population``), a PU view depends on its
+        namespace's default action, the Kubernetes policies, the external networks, the
+        tiers' order, the enforcer addresses, and the access policies whose own-side selector
+        (subject for egress, object for ingress) selects the PU, in their relative order (a
+        rule's peers depend on the population only). So when everything but the access
+        policies is unchanged, a PU that no added, removed or modified access policy selects
+        on either side has an identical view. Policies are compared by identity (the state
+        mirror keeps unchanged resources' objects), which errs on the side of rebuilding.
+        """
+        old, new = previous.cluster, self.cluster
+        if not (
+            old.namespaces == new.namespaces
+            and _same_items(old.kubernetes_policies, new.kubernetes_policies)
+            and _same_items(old.external_networks, new.external_networks)
+            and old.tiers == new.tiers
+            and previous.topology.enforcer_addresses == self.topology.enforcer_addresses
+        ):
+            return
+        before = {id(p): p for p in old.access_policies}
+        after = {id(p): p for p in new.access_policies}
+        changed = [p for i, p in after.items() if i not in before]
+        changed += [p for i, p in before.items() if i not in after]
+        selectors = [s for p in changed for s in (p.subject, p.object)]
+        for index, pu_view in previous._pu_views.items():
+            labels = self._identity[index]
+            if not any(selector.matches(labels) for selector in selectors):
+                self._reusable[index] = pu_view
+        self._previous_views = previous._views
 
     # ------------------------------------------------------------------ public
 
@@ -156,7 +239,15 @@ class ViewBuilder:
     # ------------------------------------------------------------------ building
 
     def _build(self, enforcer_id: str) -> EnforcerView:
-        pus = [self._pu_view(i) for i in self._by_enforcer.get(enforcer_id, ())]
+        indexes = self._by_enforcer.get(enforcer_id, ())
+        before = self._previous_views.get(enforcer_id)
+        if before is not None and all(i in self._reusable for i in indexes):
+            # Every PU view is the previous one, and the directory depends on the rules'
+            # peers (unchanged) and the population (unchanged): the view is unchanged.
+            for i in indexes:
+                self._pu_views[i] = self._reusable[i]
+            return before
+        pus = [self._pu_view(i) for i in indexes]
         pus.sort(key=lambda p: p.id)
         named: set[str] = set()
         networks: set[IPNetwork] = set()
@@ -223,6 +314,13 @@ class ViewBuilder:
         )
 
     def _pu_view(self, index: int) -> PuView:
+        view = self._pu_views.get(index)
+        if view is None:
+            view = self._reusable.get(index) or self._new_pu_view(index)
+            self._pu_views[index] = view
+        return view
+
+    def _new_pu_view(self, index: int) -> PuView:
         w = self._workloads[index]
         placement = self._placement[index]
         return PuView(
@@ -441,6 +539,10 @@ class ViewBuilder:
                 if pod_selector is None or pod_selector.matches(self._workloads[i].labels):
                     found.append(i)
         return found
+
+
+def _same_items(a: Sequence[object], b: Sequence[object]) -> bool:
+    return len(a) == len(b) and all(x is y or x == y for x, y in zip(a, b, strict=True))
 
 
 def build_views(cluster: Cluster, topology: Topology | None = None) -> dict[str, EnforcerView]:

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any, Protocol
 
 import grpc
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from trustwire.api.common.v1 import pagination_pb2 as pagination_pb
 from trustwire.api.common.v1 import workload_pb2 as workload_pb
@@ -45,6 +46,7 @@ _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 # How long Apply waits for this replica's mirror to see its own write (read-your-writes for a
 # following Explain on the same replica); best effort, never an error.
 _OWN_WRITE_WAIT_S = 2.0
+_PROPAGATOR = TraceContextTextMapPropagator()
 
 
 class PolicyDistribution(Protocol):
@@ -88,7 +90,9 @@ class PolicyServicer(service_grpc.PolicyServiceServicer):  # type: ignore[misc]
             manifests = parse_resources(request.resources.resources, self.limits)
         else:
             raise InvalidArgument("input: yaml or resources is required", field="input")
-        result = await self.repository.apply(manifests, dry_run=request.dry_run)
+        result = await self.repository.apply(
+            manifests, dry_run=request.dry_run, traceparent=_traceparent()
+        )
         response = service_pb.ApplyResponse(
             changes=[convert.change_to_proto(c) for c in result.changes],
             revision=await self._effective_revision(result),
@@ -145,6 +149,7 @@ class PolicyServicer(service_grpc.PolicyServiceServicer):  # type: ignore[misc]
             name,
             resource_version=request.resource_version,
             dry_run=request.dry_run,
+            traceparent=_traceparent(),
         )
         (change,) = result.changes
         response = service_pb.DeletePolicyResponse(
@@ -444,6 +449,14 @@ class PolicyServicer(service_grpc.PolicyServiceServicer):  # type: ignore[misc]
             )
             for c in changes
         ]
+
+
+def _traceparent() -> str:
+    """The W3C traceparent of the current span (the RPC's server span): stored with the write
+    so that every enforcer's apply of it links back to this call ("" when not traced)."""
+    carrier: dict[str, str] = {}
+    _PROPAGATOR.inject(carrier)
+    return carrier.get("traceparent", "")
 
 
 def _any_new(result: WriteResult) -> bool:

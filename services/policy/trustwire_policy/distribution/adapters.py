@@ -7,11 +7,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
 from trustwire.policy.views import PuPlacement, Topology
 
+from ..repository import StatusUpdate
 from .hub import ViewHub
 from .seam import AckError, DistributionState
 from .stream import PolicyDistribution
@@ -21,6 +25,8 @@ if TYPE_CHECKING:
     from ..state import StateMirror, StateSnapshot
 
 __all__ = ["MirrorSource", "RepositoryRecorder", "distribution_factory", "state_of"]
+
+_log = logging.getLogger("trustwire.policy.distribution")
 
 
 def state_of(snapshot: StateSnapshot) -> DistributionState:
@@ -37,6 +43,8 @@ def state_of(snapshot: StateSnapshot) -> DistributionState:
         cluster=snapshot.cluster,
         topology=Topology(placement=placement, enforcer_addresses=addresses),
         revision=snapshot.revision,
+        traceparent=snapshot.traceparent,
+        traces=snapshot.traces,
     )
 
 
@@ -71,15 +79,79 @@ class MirrorSource:
 
 
 class RepositoryRecorder:
-    """``seam.AckRecorder`` over ``PolicyRepository.record_ack``."""
+    """``seam.AckRecorder`` over ``PolicyRepository.record_statuses``, write-behind.
 
-    def __init__(self, repository: PolicyRepository) -> None:
+    Recording only notes the update (merged with any pending one of the same enforcer, see
+    ``StatusUpdate.merged``) and returns; one writer task stores everything pending in batched
+    transactions, then whatever arrived meanwhile. Under load a fan-out of N acks costs
+    ~N/64 transactions instead of 2N store calls on the replica's event loop, and nothing
+    queues beyond one pending update per enforcer. A failed write is logged and its updates
+    are merged back under newer ones (retried with the next batch); acks are advisory
+    (``get enforcers``, ``apply --wait``), the stream never waits for them.
+    """
+
+    def __init__(self, repository: PolicyRepository, *, retry_delay: float = 0.5) -> None:
         self._repository = repository
+        self._pending: dict[str, StatusUpdate] = {}
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._retry_delay = retry_delay
+        self._task: asyncio.Task[None] | None = None
 
     async def record_ack(self, enforcer_id: str, revision: int, error: AckError | None) -> None:
-        await self._repository.record_ack(
-            enforcer_id, revision, None if error is None else (error.reason, error.message)
+        self._note(
+            enforcer_id,
+            StatusUpdate.ack(revision, None if error is None else (error.reason, error.message)),
         )
+
+    async def record_connection(self, enforcer_id: str, connected: bool) -> None:
+        self._note(enforcer_id, StatusUpdate(connected=connected))
+
+    def _note(self, enforcer_id: str, update: StatusUpdate) -> None:
+        pending = self._pending.get(enforcer_id)
+        self._pending[enforcer_id] = update if pending is None else pending.merged(update)
+        self._idle.clear()
+        self._wake.set()
+        if self._task is None:
+            self._task = asyncio.create_task(self._write(), name="status-writer")
+
+    async def flush(self) -> None:
+        """Return once everything recorded so far is stored (or its write failed)."""
+        if self._task is not None:
+            await self._idle.wait()
+
+    async def close(self, timeout: float = 2.0) -> None:  # noqa: ASYNC109 - a bound on the flush
+        """Store what is pending (bounded by ``timeout``: the store may be gone), then stop."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self.flush()
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _write(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            batch, self._pending = self._pending, {}
+            try:
+                await self._repository.record_statuses(batch)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                _log.warning("cannot record %d enforcer statuses", len(batch), exc_info=True)
+                for enforcer_id, update in batch.items():
+                    newer = self._pending.get(enforcer_id)
+                    self._pending[enforcer_id] = update if newer is None else update.merged(newer)
+                self._idle.set()  # flush() reports what could be done, it never hangs
+                await asyncio.sleep(self._retry_delay)
+                self._wake.set()
+                continue
+            if not self._pending:
+                self._idle.set()
 
 
 def distribution_factory(

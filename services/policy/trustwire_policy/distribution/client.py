@@ -41,7 +41,6 @@ from .stream import BASE_REVISION_MISMATCH
 __all__ = ["AppliedUpdate", "Backoff", "PolicyClient"]
 
 _log = logging.getLogger("trustwire.policy.distribution.client")
-_tracer = trace.get_tracer("trustwire.policy.distribution")
 _propagator = TraceContextTextMapPropagator()
 
 OnApply = Callable[[EnforcerView, int], Awaitable[None] | None]
@@ -83,6 +82,7 @@ class PolicyClient:
         backoff: Backoff = Backoff(),
         seed: int | None = None,
         keep_log: bool = True,
+        tracer_provider: trace.TracerProvider | None = None,
     ) -> None:
         if not addresses:
             raise ValueError("at least one replica address is required")
@@ -93,6 +93,11 @@ class PolicyClient:
         self._backoff = backoff
         self._rng = random.Random(seed)  # noqa: S311 - jitter, not a secret
         self._keep_log = keep_log
+        # Apply spans (linked to the write spans of what they apply); the global provider
+        # unless the caller passes its own.
+        self._tracer = trace.get_tracer(
+            "trustwire.policy.distribution", tracer_provider=tracer_provider
+        )
         # The view in effect and its revision (resume_revision without a view: the enforcer
         # holds state on disk the caller did not hand over; deltas still apply on top of it
         # only if a view is given, otherwise the first delta is NACKed and a snapshot follows).
@@ -178,8 +183,8 @@ class PolicyClient:
         self, response: policy_service_pb2.WatchPolicyResponse, address: str
     ) -> distribution_pb2.PolicyAck | None:
         kind = response.WhichOneof("update")
-        links = _links(response.traceparent)
-        with _tracer.start_as_current_span(
+        links = _links([response.traceparent, *response.write_traceparents])
+        with self._tracer.start_as_current_span(
             "policy.apply",
             links=links,
             attributes={
@@ -242,12 +247,20 @@ class PolicyClient:
         )
 
 
-def _links(traceparent: str) -> list[Link]:
-    if not traceparent:
-        return []
-    context = _propagator.extract({"traceparent": traceparent})
-    span_context = trace.get_current_span(context).get_span_context()
-    return [Link(span_context)] if span_context.is_valid else []
+def _links(traceparents: Sequence[str]) -> list[Link]:
+    """One link per distinct write span named (invalid values are ignored)."""
+    links: list[Link] = []
+    seen: set[tuple[int, int]] = set()
+    for traceparent in traceparents:
+        if not traceparent:
+            continue
+        context = _propagator.extract({"traceparent": traceparent})
+        span_context = trace.get_current_span(context).get_span_context()
+        key = (span_context.trace_id, span_context.span_id)
+        if span_context.is_valid and key not in seen:
+            seen.add(key)
+            links.append(Link(span_context))
+    return links
 
 
 def _describe(error: BaseException) -> str:

@@ -56,6 +56,7 @@ from trustwire.policy.views import (
 _V = TypeVar("_V")
 
 __all__ = [
+    "EncodeCache",
     "delta_from_proto",
     "delta_to_proto",
     "pu_from_proto",
@@ -191,10 +192,48 @@ def _ref_from_proto(message: resource_pb2.ResourceRef) -> PolicyRef:
     return PolicyRef(kind, message.namespace, message.name)
 
 
+# ---------------------------------------------------------------------------- encode cache
+
+
+class EncodeCache:
+    """Encoded entries of one revision, shared by every stream of a replica.
+
+    Views of one revision share their ``RuleView`` and ``DirectoryEntry`` objects (the
+    builder memoises them), so a rule or peer that N enforcers receive is encoded once, not
+    N times. Keyed by object identity (the objects are kept alive here, so ids stay unique);
+    an equal but distinct object is simply encoded again. Bytes are identical either way:
+    encoding is deterministic.
+    """
+
+    def __init__(self) -> None:
+        self._rules: dict[int, tuple[RuleView, distribution_pb2.CompiledRule]] = {}
+        self._peers: dict[int, tuple[DirectoryEntry, distribution_pb2.DirectoryEntry]] = {}
+
+    def rule(self, rule: RuleView) -> distribution_pb2.CompiledRule:
+        hit = self._rules.get(id(rule))
+        if hit is None:
+            hit = (rule, _encode_rule(rule))
+            self._rules[id(rule)] = hit
+        return hit[1]
+
+    def peer(self, entry: DirectoryEntry) -> distribution_pb2.DirectoryEntry:
+        hit = self._peers.get(id(entry))
+        if hit is None:
+            hit = (entry, _encode_peer(entry))
+            self._peers[id(entry)] = hit
+        return hit[1]
+
+
 # ---------------------------------------------------------------------------- rules
 
 
-def _rule_to_proto(rule: RuleView) -> distribution_pb2.CompiledRule:
+def _rule_to_proto(
+    rule: RuleView, cache: EncodeCache | None = None
+) -> distribution_pb2.CompiledRule:
+    return cache.rule(rule) if cache is not None else _encode_rule(rule)
+
+
+def _encode_rule(rule: RuleView) -> distribution_pb2.CompiledRule:
     peer = distribution_pb2.CompiledPeer(
         pu_ids=rule.peer.pu_ids,
         cidrs=[str(c) for c in rule.peer.cidrs],
@@ -246,11 +285,13 @@ def _rule_from_proto(message: distribution_pb2.CompiledRule) -> RuleView:
     )
 
 
-def _rule_set_to_proto(rule_set: RuleSetView) -> distribution_pb2.CompiledRuleSet:
+def _rule_set_to_proto(
+    rule_set: RuleSetView, cache: EncodeCache | None = None
+) -> distribution_pb2.CompiledRuleSet:
     return distribution_pb2.CompiledRuleSet(
         kubernetes_isolated=rule_set.kubernetes_isolated,
-        kubernetes_rules=[_rule_to_proto(r) for r in rule_set.kubernetes_rules],
-        rules=[_rule_to_proto(r) for r in rule_set.rules],
+        kubernetes_rules=[_rule_to_proto(r, cache) for r in rule_set.kubernetes_rules],
+        rules=[_rule_to_proto(r, cache) for r in rule_set.rules],
         default_action=_ACTION[rule_set.default_action],
         kubernetes_policies=[_ref_to_proto(r) for r in rule_set.kubernetes_policies],
     )
@@ -268,7 +309,7 @@ def _rule_set_from_proto(message: distribution_pb2.CompiledRuleSet) -> RuleSetVi
 # ---------------------------------------------------------------------------- entries
 
 
-def pu_to_proto(pu: PuView) -> distribution_pb2.CompiledPu:
+def pu_to_proto(pu: PuView, cache: EncodeCache | None = None) -> distribution_pb2.CompiledPu:
     return distribution_pb2.CompiledPu(
         pu=processing_unit_pb2.ProcessingUnit(
             id=pu.id,
@@ -285,8 +326,8 @@ def pu_to_proto(pu: PuView) -> distribution_pb2.CompiledPu:
                 else processing_unit_pb2.FAIL_MODE_CLOSED
             ),
         ),
-        ingress=_rule_set_to_proto(pu.ingress),
-        egress=_rule_set_to_proto(pu.egress),
+        ingress=_rule_set_to_proto(pu.ingress, cache),
+        egress=_rule_set_to_proto(pu.egress, cache),
         host_ips=[str(ip) for ip in pu.host_ips],
     )
 
@@ -309,7 +350,13 @@ def pu_from_proto(message: distribution_pb2.CompiledPu) -> PuView:
     )
 
 
-def _peer_to_proto(entry: DirectoryEntry) -> distribution_pb2.DirectoryEntry:
+def _peer_to_proto(
+    entry: DirectoryEntry, cache: EncodeCache | None = None
+) -> distribution_pb2.DirectoryEntry:
+    return cache.peer(entry) if cache is not None else _encode_peer(entry)
+
+
+def _encode_peer(entry: DirectoryEntry) -> distribution_pb2.DirectoryEntry:
     return distribution_pb2.DirectoryEntry(
         pu_id=entry.pu_id,
         trust_domain=entry.trust_domain,
@@ -372,13 +419,15 @@ def _external_from_proto(message: external_network_pb2.ExternalNetwork) -> Exter
 
 
 def snapshot_to_proto(
-    view: EnforcerView, reason: distribution_pb2.SnapshotReason
+    view: EnforcerView,
+    reason: distribution_pb2.SnapshotReason,
+    cache: EncodeCache | None = None,
 ) -> distribution_pb2.PolicySnapshot:
     return distribution_pb2.PolicySnapshot(
         reason=reason,
         final_part=True,
-        pus=[pu_to_proto(p) for p in view.pus],
-        peers=[_peer_to_proto(p) for p in view.peers],
+        pus=[pu_to_proto(p, cache) for p in view.pus],
+        peers=[_peer_to_proto(p, cache) for p in view.peers],
         enforcers=[_enforcer_to_proto(e) for e in view.enforcers],
         external_networks=[_external_to_proto(n) for n in view.external_networks],
     )
@@ -388,10 +437,11 @@ def snapshot_parts(
     view: EnforcerView,
     reason: distribution_pb2.SnapshotReason,
     max_bytes: int,
+    cache: EncodeCache | None = None,
 ) -> list[distribution_pb2.PolicySnapshot]:
     """The snapshot split into parts of about ``max_bytes`` (PUs spread over parts in order;
     directory, enforcers and external networks in the last). One part when it fits."""
-    whole = snapshot_to_proto(view, reason)
+    whole = snapshot_to_proto(view, reason, cache)
     if whole.ByteSize() <= max_bytes or len(whole.pus) <= 1:
         return [whole]
     parts: list[distribution_pb2.PolicySnapshot] = []
@@ -435,12 +485,14 @@ def view_from_snapshot(
     )
 
 
-def delta_to_proto(delta: ViewDelta, base_revision: int) -> distribution_pb2.PolicyDelta:
+def delta_to_proto(
+    delta: ViewDelta, base_revision: int, cache: EncodeCache | None = None
+) -> distribution_pb2.PolicyDelta:
     return distribution_pb2.PolicyDelta(
         base_revision=base_revision,
-        upserted_pus=[pu_to_proto(p) for p in delta.upserted_pus],
+        upserted_pus=[pu_to_proto(p, cache) for p in delta.upserted_pus],
         removed_pu_ids=delta.removed_pu_ids,
-        upserted_peers=[_peer_to_proto(p) for p in delta.upserted_peers],
+        upserted_peers=[_peer_to_proto(p, cache) for p in delta.upserted_peers],
         removed_peer_ids=delta.removed_peer_ids,
         upserted_enforcers=[_enforcer_to_proto(e) for e in delta.upserted_enforcers],
         removed_enforcer_ids=delta.removed_enforcer_ids,

@@ -23,9 +23,14 @@ from collections import OrderedDict
 
 from trustwire.policy.views import EnforcerView, ViewBuilder
 
+from .codec import EncodeCache
 from .seam import DistributionState, StateSource
 
-__all__ = ["RevisionViews", "ViewHub"]
+__all__ = ["MAX_LINKS", "RevisionViews", "ViewHub"]
+
+# Bound on the write traces one response links to (a delta coalescing a long burst of writes
+# links to the newest ones).
+MAX_LINKS = 32
 
 _log = logging.getLogger("trustwire.policy.distribution")
 
@@ -33,13 +38,23 @@ _log = logging.getLogger("trustwire.policy.distribution")
 class RevisionViews:
     """Views of every enforcer at one revision, computed on demand."""
 
+    _builder: ViewBuilder
+
     def __init__(self, state: DistributionState, previous: RevisionViews | None) -> None:
         self.state = state
         self.revision = state.revision
         self.previous_revision = previous.revision if previous is not None else 0
-        self._builder = ViewBuilder(state.cluster, state.topology)
+        # Built from the previous revision's builder: PU views no change can have touched
+        # are reused, so an enforcer whose view did not change costs a few identity checks.
+        self._builder = ViewBuilder(
+            state.cluster,
+            state.topology,
+            previous=previous._builder if previous is not None else None,
+        )
         self._views: dict[str, EnforcerView] = {}
         self._previous = previous
+        # Entries shared by many views (rules, directory entries) are encoded once here.
+        self.encoded = EncodeCache()
 
     def view(self, enforcer_id: str) -> EnforcerView:
         view = self._views.get(enforcer_id)
@@ -47,13 +62,21 @@ class RevisionViews:
             view = self._builder.view(enforcer_id)
             if self._previous is not None:
                 before = self._previous._views.get(enforcer_id)
-                if before is not None and before == view:
+                if before is not None and (before is view or before == view):
                     view = before
             self._views[enforcer_id] = view
         return view
 
     def forget_previous(self) -> None:
         self._previous = None
+
+    def traceparents(self, after: int) -> list[str]:
+        """W3C traceparents of the policy writes in (``after``, this revision], oldest first
+        (as far as the state source remembers them), at most ``MAX_LINKS``."""
+        found = dict(self.state.traces)
+        if self.state.traceparent:
+            found[self.revision] = self.state.traceparent
+        return [t for r, t in sorted(found.items()) if after < r <= self.revision][-MAX_LINKS:]
 
 
 class ViewHub:

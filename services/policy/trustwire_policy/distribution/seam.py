@@ -24,10 +24,12 @@ class DistributionState:
     cluster: Cluster
     topology: Topology
     revision: int
-    # W3C traceparent of the write that produced ``revision`` (recorded by the writer next to
-    # the resource); "" when unknown. Sent with non-coalesced deltas so that each enforcer's
-    # apply span links to the write's span.
+    # W3C traceparent of the write that produced ``revision`` (recorded by the writer in the
+    # write's transaction, see ``codec.Keyspace.trace``); "" when unknown.
     traceparent: str = ""
+    # (revision, traceparent) of recent writes up to ``revision`` (a bounded window, oldest
+    # first): a delta covering several writes links the enforcer's apply span to each.
+    traces: tuple[tuple[int, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,17 @@ class StateSource(Protocol):
 
 
 class AckRecorder(Protocol):
+    """Where convergence goes. Implementations should return quickly (the stream's reader
+    awaits them): record and write behind, as ``adapters.RepositoryRecorder`` does."""
+
     async def record_ack(self, enforcer_id: str, revision: int, error: AckError | None) -> None:
         """Record that ``enforcer_id`` runs ``revision`` (its last good one on NACK, with the
-        error). Shown by ``trustwire get enforcers`` and awaited by ``apply --wait``."""
+        error). Also called, without an ack from the enforcer, with the revision at which the
+        enforcer's acked view is known to equal the current view (nothing to send): the
+        enforcer is converged there. Shown by ``trustwire get enforcers`` and awaited by
+        ``apply --wait``."""
+        ...
+
+    async def record_connection(self, enforcer_id: str, connected: bool) -> None:
+        """Record that a WatchPolicy stream of ``enforcer_id`` opened (True) or ended."""
         ...

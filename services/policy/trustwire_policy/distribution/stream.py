@@ -13,7 +13,10 @@ Protocol (``policy_service.proto`` states it for clients):
    (coalesced, latest wins) and a stalled one costs an idle task and its last acked view.
 4. When nothing is in flight and the newest revision is newer than what the stream last
    considered, the enforcer's view there is compared with its last ACKED view; if different,
-   one delta (base = the acked revision) tagged with the newest revision is sent.
+   one delta (base = the acked revision) tagged with the newest revision is sent, carrying
+   the traceparents of the writes it covers; if equal, nothing is sent and the newest
+   revision is recorded as acked (the enforcer is converged there). Stream open and end are
+   recorded as the enforcer's connection state.
 5. ACK (nonce of the response in flight, no error): the response's view becomes the basis and
    ``record_ack`` stores the revision. NACK: ``record_ack`` stores the enforcer's last good
    revision with the error; the stream stays, the basis stays the last acked view, and the
@@ -96,13 +99,25 @@ class PolicyDistribution:
         self._catch_up_timeout = catch_up_timeout
         self._stream_ids = itertools.count(1)
         self.streams: dict[int, StreamStatus] = {}
+        self._streams_changed = asyncio.Condition()
 
     def status(self, enforcer_id: str) -> list[StreamStatus]:
         return [s for s in self.streams.values() if s.enforcer_id == enforcer_id]
 
+    async def flush(self) -> None:
+        """Return once the convergence recorded so far is stored (when the recorder writes
+        behind; tests and shutdown)."""
+        flush = getattr(self._recorder, "flush", None)
+        if flush is not None:
+            await flush()
+
     async def close(self) -> None:
-        """Stop following the state (streams end with their gRPC calls)."""
+        """Stop following the state (streams end with their gRPC calls) and store the
+        convergence recorded so far."""
         await self.hub.stop()
+        close = getattr(self._recorder, "close", None)
+        if close is not None:
+            await close()
 
     async def watch(
         self,
@@ -139,6 +154,7 @@ class PolicyDistribution:
             self, enforcer_id, f"{self._replica}-{stream_id}", subscription.resume_revision
         )
         self.streams[stream_id] = stream.status
+        await self._record_connection(enforcer_id, True)
         reader = asyncio.create_task(stream.read(iterator), name=f"watch-reader-{enforcer_id}")
         try:
             async for response in stream.responses():
@@ -147,6 +163,22 @@ class PolicyDistribution:
             reader.cancel()
             self.hub.unsubscribe(stream.wake)
             del self.streams[stream_id]
+            # Another stream of the same enforcer on this replica keeps it connected.
+            if not self.status(enforcer_id):
+                await self._record_connection(enforcer_id, False)
+            async with self._streams_changed:
+                self._streams_changed.notify_all()
+
+    async def wait_disconnected(self, enforcer_id: str) -> None:
+        """Return once ``enforcer_id`` has no stream on this replica (its end recorded)."""
+        async with self._streams_changed:
+            await self._streams_changed.wait_for(lambda: not self.status(enforcer_id))
+
+    async def _record_connection(self, enforcer_id: str, connected: bool) -> None:
+        try:
+            await self._recorder.record_connection(enforcer_id, connected)
+        except Exception:
+            _log.warning("cannot record the connection of %s", enforcer_id, exc_info=True)
 
 
 def _authorize(caller: Caller | None, enforcer_id: str) -> None:
@@ -218,6 +250,9 @@ class _Stream:
             self.status.in_sync_revision = max(self.status.in_sync_revision, sent.revision)
             revision = sent.revision
         self.wake.set()  # the next response may go out before the ack is stored
+        await self._record(revision, error)
+
+    async def _record(self, revision: int, error: AckError | None) -> None:
         try:
             await self.owner._recorder.record_ack(self.enforcer_id, revision, error)
         except Exception:
@@ -254,7 +289,11 @@ class _Stream:
             view = latest.view(self.enforcer_id)
             basis = self.acked
             if view is basis.view or view == basis.view:
+                # Nothing to send: the enforcer's acked view IS its view at this revision, so
+                # it has converged here (what ``apply --wait`` and lag wait for). Recorded
+                # like an ack; the recorder coalesces a burst per enforcer (latest wins).
                 self.status.in_sync_revision = latest.revision
+                await self._record(latest.revision, None)
                 continue
             yield self._delta(basis.view, basis.revision, view, latest)
             # Let other streams run between views: a burst of revisions costs every stream
@@ -309,7 +348,7 @@ class _Stream:
             policy_service_pb2.WatchPolicyResponse(
                 nonce=self._nonce(), revision=at.revision, snapshot=part
             )
-            for part in snapshot_parts(view, reason, self.owner._max_part)
+            for part in snapshot_parts(view, reason, self.owner._max_part, at.encoded)
         ]
         self.considered = at.revision
         self.inflight = _Sent(responses[-1].nonce, view, at.revision, snapshot=True)
@@ -319,12 +358,15 @@ class _Stream:
     def _delta(
         self, base: EnforcerView, base_revision: int, view: EnforcerView, at: RevisionViews
     ) -> policy_service_pb2.WatchPolicyResponse:
+        # The writes this delta covers: the enforcer's apply span links to each (the single
+        # ``traceparent`` is kept for exactly one write, as before).
+        writes = at.traceparents(after=base_revision)
         response = policy_service_pb2.WatchPolicyResponse(
             nonce=self._nonce(),
             revision=at.revision,
-            delta=delta_to_proto(diff(base, view), base_revision),
-            # Exactly one write since the basis: the enforcer's apply joins its trace.
+            delta=delta_to_proto(diff(base, view), base_revision, at.encoded),
             traceparent=at.state.traceparent if base_revision >= at.previous_revision else "",
+            write_traceparents=writes,
         )
         self.considered = max(self.considered, at.revision)
         self.inflight = _Sent(response.nonce, view, at.revision, snapshot=False)

@@ -313,18 +313,20 @@ class WatchPolicyRequest(_message.Message):
     def __init__(self, subscription: _Optional[_Union[_distribution_pb2.PolicySubscription, _Mapping]] = ..., ack: _Optional[_Union[_distribution_pb2.PolicyAck, _Mapping]] = ...) -> None: ...
 
 class WatchPolicyResponse(_message.Message):
-    __slots__ = ("nonce", "revision", "snapshot", "delta", "traceparent")
+    __slots__ = ("nonce", "revision", "snapshot", "delta", "traceparent", "write_traceparents")
     NONCE_FIELD_NUMBER: _ClassVar[int]
     REVISION_FIELD_NUMBER: _ClassVar[int]
     SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
     DELTA_FIELD_NUMBER: _ClassVar[int]
     TRACEPARENT_FIELD_NUMBER: _ClassVar[int]
+    WRITE_TRACEPARENTS_FIELD_NUMBER: _ClassVar[int]
     nonce: str
     revision: int
     snapshot: _distribution_pb2.PolicySnapshot
     delta: _distribution_pb2.PolicyDelta
     traceparent: str
-    def __init__(self, nonce: _Optional[str] = ..., revision: _Optional[int] = ..., snapshot: _Optional[_Union[_distribution_pb2.PolicySnapshot, _Mapping]] = ..., delta: _Optional[_Union[_distribution_pb2.PolicyDelta, _Mapping]] = ..., traceparent: _Optional[str] = ...) -> None: ...
+    write_traceparents: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, nonce: _Optional[str] = ..., revision: _Optional[int] = ..., snapshot: _Optional[_Union[_distribution_pb2.PolicySnapshot, _Mapping]] = ..., delta: _Optional[_Union[_distribution_pb2.PolicyDelta, _Mapping]] = ..., traceparent: _Optional[str] = ..., write_traceparents: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SuggestRequest(_message.Message):
     __slots__ = ("object_selector", "namespace", "start_time", "end_time", "label_keys", "tier", "action")
