@@ -20,6 +20,7 @@ from . import (
     identity_commands,
     live_commands,
     policy_commands,
+    up_commands,
 )
 
 EXIT_OK = 0
@@ -48,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     live_commands.register(sub)
     identity_commands.register(sub)
     flow_commands.register(sub)
+    up_commands.register(sub)
     enforcer_commands.register(sub)
     return parser
 
