@@ -20,12 +20,17 @@ inbound (a connection arrives for the PU)
 The marked sockets bypass the PU's rules, so the upstream leaves with the PU's address and the
 5-tuple the source signed is the one the destination's listener observes.
 
-Accepting and deciding run on the asyncio loop; connecting, TLS and relaying run on a thread of
-a relay pool, one connection per thread for its lifetime (see ``relay.py`` for why threads).
-Threads are reused, never started per connection: a thread start costs ~1.5 ms on a small VM,
-more than the whole latency budget. Likewise each PU keeps a small stock of marked sockets
-created in its namespace ahead of time, so neither side waits for a namespace hop per
-connection. Every intercepted connection ends in exactly one :class:`ConnectionReport`,
+Accepting and deciding run on the asyncio loop. ``allow`` connections stay there: the
+connect is non-blocking (:func:`_connect`) and the relay is a non-blocking ``splice`` pump
+(``loop_relay.py``), so a plain connection costs no thread hand-off at all (each costs ~0.2 ms
+on a small VM, and a thread relay needed several per connection); a plain relay moves to a
+thread only once it carries bulk. ``encrypt`` connections are
+connected, handshaken and relayed on a thread of a relay pool, one connection per thread for its
+lifetime (see ``relay.py`` for why: OpenSSL's CPU work must not stall the loop). Threads are
+reused, never started per connection: a thread start costs ~1.5 ms on a small VM. Each PU keeps
+a small stock of marked sockets created in its namespace ahead of time, so no connection waits
+for a namespace hop: a socket keeps its namespace, so the loop thread can bind, connect and
+accept on it. Every intercepted connection ends in exactly one :class:`ConnectionReport`,
 delivered on the loop.
 """
 
@@ -60,6 +65,7 @@ from trustwire_enforcer.datapath.connection import (
     tcp_tuple,
 )
 from trustwire_enforcer.datapath.errors import DatapathError, PeerIdentityError
+from trustwire_enforcer.datapath.loop_relay import Flows, LoopRelay, PipePool, drive_on_thread
 from trustwire_enforcer.datapath.netns import NetnsWorker
 from trustwire_enforcer.datapath.relay import Relay, RelayRegistry, pump, reset_socket
 from trustwire_enforcer.datapath.rules import (
@@ -73,7 +79,7 @@ from trustwire_enforcer.datapath.rules import (
     apply_ruleset,
     remove_ruleset,
 )
-from trustwire_enforcer.datapath.tls import TlsConfig, verify_peer_identity
+from trustwire_enforcer.datapath.tls import TlsChannel, TlsConfig, verify_peer_identity
 
 __all__ = ["FailMode", "ProxyDatapath", "PuStatus", "original_destination"]
 
@@ -119,7 +125,11 @@ class _SocketStock:
     worker for a new batch when the stock runs low; an empty stock returns None and the caller
     makes one through the worker."""
 
-    LOW, BATCH = 16, 64
+    # Small refill batches: the worker holds the GIL while it builds socket objects, and the
+    # loop, waiting for the GIL meanwhile, can stall for the whole burst (a waiter is only
+    # guaranteed a turn after the 5 ms switch interval). Eight sockets is a ~0.1 ms burst; 64
+    # was ~1 ms and showed up in p90/p99 setup latency (measured).
+    LOW, BATCH, INITIAL = 32, 8, 64
 
     def __init__(self, worker: NetnsWorker, mark: int) -> None:
         self._worker = worker
@@ -128,21 +138,25 @@ class _SocketStock:
         self._lock = threading.Lock()
         self._refilling = False
         self._closed = False
-        self._refill()
+        self._refill(self.INITIAL)
 
     def make(self) -> socket.socket:
         """Create one now through the worker; for an empty stock, from any other thread."""
         return self._worker.call(self.create_here)
 
     def create_here(self) -> socket.socket:
-        """Only on the PU's worker thread (it is in the namespace)."""
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        """Only on the PU's worker thread (it is in the namespace). Non-blocking from birth:
+        every user drives it non-blocking (the loop relay, and the TLS thread sets a timeout).
+        TCP_NODELAY here rather than per connection on the loop: a relay forwards what it has
+        at once, and Nagle would hold back a request's last small segment."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, self._mark)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return sock
 
-    def _fill(self) -> None:
+    def _fill(self, count: int) -> None:
         try:
-            fresh = [self.create_here() for _ in range(self.BATCH)]
+            fresh = [self.create_here() for _ in range(count)]
         finally:
             with self._lock:
                 self._refilling = False
@@ -153,12 +167,12 @@ class _SocketStock:
                 return
             self._stock.extend(fresh)
 
-    def _refill(self) -> None:
+    def _refill(self, count: int) -> None:
         with self._lock:
             if self._refilling or self._closed:
                 return
             self._refilling = True
-        self._worker.submit(self._fill)
+        self._worker.submit(lambda: self._fill(count))
 
     def take(self) -> socket.socket | None:
         try:
@@ -166,7 +180,7 @@ class _SocketStock:
         except IndexError:
             sock = None
         if len(self._stock) < self.LOW:
-            self._refill()
+            self._refill(self.BATCH)
         return sock
 
     def close(self) -> None:
@@ -237,6 +251,8 @@ class ProxyDatapath:
             max_workers=max_relays, thread_name_prefix="relay"
         )
         self._pending: set[concurrent.futures.Future[None]] = set()
+        self._on_loop: set[asyncio.Future[None]] = set()  # live loop relays (see close)
+        self._pipes = PipePool()
         self._tasks: set[asyncio.Task[None]] = set()
         self.relays = RelayRegistry()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -330,9 +346,12 @@ class ProxyDatapath:
         self.relays.close_where(lambda r: True, "enforcer_stopping")
         for task in list(self._tasks):
             task.cancel()
-        if self._pending:
-            await asyncio.wait([asyncio.wrap_future(f) for f in self._pending], timeout=grace)
+        waits: list[asyncio.Future[None]] = [asyncio.wrap_future(f) for f in self._pending]
+        waits.extend(self._on_loop)
+        if waits:
+            await asyncio.wait(waits, timeout=grace)
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pipes.close()
 
     async def prewarm(self, threads: int = 32) -> None:
         """Start relay threads ahead of traffic (each start costs ~1 ms or more). The pool only
@@ -414,7 +433,16 @@ class ProxyDatapath:
             self._report(conn, None, Outcome.UPSTREAM_FAILED, str(exc), started)
             return
         try:
-            verdict = await asyncio.wait_for(self._decide(conn), self._decide_timeout)
+            # asyncio.timeout, not wait_for: wait_for (3.11) wraps the coroutine in a new task,
+            # one more loop iteration per connection for nothing.
+            async with asyncio.timeout(self._decide_timeout):
+                verdict = await self._decide(conn)
+        except asyncio.CancelledError:
+            # The datapath is closing: the application gets a reset now, not at GC time.
+            _discard(upstream_sock)
+            reset_socket(sock)
+            self._report(conn, None, Outcome.ABORTED, "enforcer_stopping", started)
+            raise
         except Exception as exc:  # the seam failed: fail closed, and say why
             _discard(upstream_sock)
             reset_socket(sock)
@@ -436,6 +464,11 @@ class ProxyDatapath:
             reset_socket(sock)
             self._report(conn, verdict, Outcome.RESET, refusal, started)
             return
+        if verdict.action is Action.ALLOW:
+            # Registered inside _relay_on_loop, once its abort hook is in place.
+            relay = Relay(conn, verdict, started=started, wake_fd=-1)
+            await self._relay_on_loop(pu, relay, sock, upstream_sock)
+            return
         relay = Relay(conn, verdict, started=started)
         self.relays.add(relay)
         future = self._pool.submit(self._run_relay, pu, relay, sock, upstream_sock, tls)
@@ -443,6 +476,133 @@ class ProxyDatapath:
         future.add_done_callback(self._pending.discard)
 
     # -------------------------------------------------------------- relaying
+
+    async def _relay_on_loop(
+        self,
+        pu: _Pu,
+        relay: Relay,
+        accepted: socket.socket,
+        upstream: socket.socket | None,
+    ) -> None:
+        """``allow``: connect and relay on the loop (no thread). Egress connects the bound
+        upstream socket; ingress connects a marked local socket to the original destination."""
+        loop = asyncio.get_running_loop()
+        conn = relay.connection
+        host, port = str(conn.five_tuple.destination_ip), conn.five_tuple.destination_port
+        task = asyncio.current_task()
+        pumping: list[LoopRelay] = []
+
+        def abort_on_loop() -> None:
+            if pumping:
+                pumping[0].abort(relay.abort_reason)
+            elif task is not None and not task.done():
+                task.cancel()  # still connecting
+
+        def request_abort() -> None:
+            # close_where may run on any thread: hop to the loop, never touch the pump from there.
+            loop.call_soon_threadsafe(abort_on_loop)
+
+        relay.on_abort = request_abort
+        self.relays.add(relay)  # only now: close_where may reach it from here on
+        opened = [accepted] + ([upstream] if upstream is not None else [])
+        try:
+            if conn.direction is Direction.EGRESS:
+                assert upstream is not None
+                pu_side, peer_side = accepted, upstream
+                connecting = upstream
+            else:
+                # Local delivery: a marked socket of the PU's namespace (its rules skip it).
+                local = pu.sockets.take()
+                if local is None:
+                    local = await pu.worker.run(pu.sockets.create_here)
+                opened.append(local)
+                pu_side, peer_side = local, accepted
+                connecting = local
+            accepted.setblocking(False)  # stock sockets are non-blocking already
+            # TCP_NODELAY is already set: stock sockets get it at creation, accepted sockets
+            # inherit it from the listener.
+            await _connect(loop, connecting, (host, port), self._connect_timeout)
+        except (OSError, DatapathError) as exc:  # TimeoutError is an OSError
+            for sock in opened:
+                reset_socket(sock)
+            detail = str(exc) or f"{type(exc).__name__} after {self._connect_timeout}s"
+            self._end_on_loop(relay, Outcome.UPSTREAM_FAILED, detail)
+            return
+        except asyncio.CancelledError:
+            # Aborted while connecting (close_where, PU removal, shutdown): reset, report.
+            for sock in opened:
+                reset_socket(sock)
+            self._end_on_loop(relay, Outcome.ABORTED, "")
+            return
+        done: asyncio.Future[None] = loop.create_future()
+        self._on_loop.add(done)
+
+        def finished(outcome: Outcome, detail: str) -> None:
+            self._on_loop.discard(done)
+            done.set_result(None)
+            self._end_on_loop(relay, outcome, detail)
+
+        def promote(pump: LoopRelay) -> bool:
+            # A bulk flow: continue on a relay thread (see loop_relay.py for why).
+            if not relay.use_wake_fd():
+                return False  # an abort is on its way to the loop relay
+            flows = pump.detach()
+            self._on_loop.discard(done)
+            done.set_result(None)
+            try:
+                future = self._pool.submit(
+                    self._drive_promoted, relay, flows, pump.pu_side, pump.peer_side
+                )
+            except RuntimeError:
+                # The pool is shut down (the datapath is closing): abort here. The abort is
+                # already signalled on wake_fd, so this returns after one non-blocking pass.
+                relay.abort("enforcer_stopping")
+                self._drive_promoted(relay, flows, pump.pu_side, pump.peer_side)
+                return True
+            self._pending.add(future)
+            future.add_done_callback(self._pending.discard)
+            return True
+
+        pump = LoopRelay(
+            loop,
+            pu_side,
+            peer_side,
+            self._pipes,
+            relay.add_from_pu,
+            relay.add_to_pu,
+            finished,
+            promote,
+        )
+        pumping.append(pump)
+        pump.start(first=accepted)
+
+    def _drive_promoted(
+        self,
+        relay: Relay,
+        flows: Flows,
+        pu_side: socket.socket,
+        peer_side: socket.socket,
+    ) -> None:
+        """Runs on a relay-pool thread: the rest of a promoted plain relay, then its report."""
+        try:
+            outcome, detail = drive_on_thread(flows, pu_side, peer_side, relay.wake_fd)
+            if outcome is Outcome.ABORTED:
+                detail = relay.abort_reason
+        finally:
+            self.relays.discard(relay)
+            relay.release()
+        self._deliver(self._final_report(relay, outcome, detail))
+
+    def _end_on_loop(self, relay: Relay, outcome: Outcome, detail: str) -> None:
+        self.relays.discard(relay)
+        relay.release()
+        if outcome is Outcome.ABORTED:
+            detail = relay.abort_reason or detail or "cancelled"
+        report = self._final_report(relay, outcome, detail)
+        if self._on_report is not None:
+            # call_soon, not a direct call: this may run inside close_where or remove_pu, and
+            # the daemon's callback should not be re-entered from its own call.
+            asyncio.get_running_loop().call_soon(self._on_report, report)
 
     def _run_relay(
         self,
@@ -452,10 +612,13 @@ class ProxyDatapath:
         upstream: socket.socket | None,
         tls: TlsConfig | None,
     ) -> None:
-        """Runs on a relay-pool thread: connect, TLS if asked, pump, report."""
+        """``encrypt``, on a relay-pool thread: connect, TLS handshake and peer identity check,
+        pump, report. Inbound, the local connection is made only after the peer enforcer
+        proved its identity, so a refused peer never reaches the application."""
         conn, verdict = relay.connection, relay.verdict
         host, port = str(conn.five_tuple.destination_ip), conn.five_tuple.destination_port
-        encrypt = verdict.action is Action.ENCRYPT
+        assert verdict.action is Action.ENCRYPT
+        assert tls is not None
         outcome, detail = Outcome.CLOSED, ""
         opened: list[socket.socket] = [accepted] + ([upstream] if upstream else [])
         try:
@@ -463,30 +626,20 @@ class ProxyDatapath:
                 assert upstream is not None
                 upstream.settimeout(self._connect_timeout)
                 upstream.connect((host, port))
-                peer_side: socket.socket = upstream
-                if encrypt:
-                    assert tls is not None
-                    peer_side = _tls_handshake(
-                        tls.client, upstream, False, verdict, self._handshake_timeout
-                    )
-                    opened.append(peer_side)
+                peer_side = _tls_handshake(
+                    tls.client, upstream, False, verdict, self._handshake_timeout
+                )
                 pu_side = accepted
             else:
-                peer_side = accepted
-                if encrypt:
-                    assert tls is not None
-                    peer_side = _tls_handshake(
-                        tls.server, accepted, True, verdict, self._handshake_timeout
-                    )
-                    opened.append(peer_side)
+                peer_side = _tls_handshake(
+                    tls.server, accepted, True, verdict, self._handshake_timeout
+                )
                 # Local delivery: a marked socket of the PU's namespace (its rules skip it).
                 taken = pu.sockets.take()
                 pu_side = taken if taken is not None else pu.sockets.make()
                 opened.append(pu_side)
                 pu_side.settimeout(self._connect_timeout)
                 pu_side.connect((host, port))
-            for sock in (pu_side, peer_side):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             result = pump(pu_side, peer_side, relay.wake_fd, relay.add_from_pu, relay.add_to_pu)
             outcome, detail = result.outcome, result.detail
             if outcome is Outcome.ABORTED:
@@ -502,9 +655,15 @@ class ProxyDatapath:
         finally:
             self.relays.discard(relay)
             relay.release()
-        report = ConnectionReport(
-            conn,
-            verdict,
+        self._deliver(self._final_report(relay, outcome, detail))
+
+    # -------------------------------------------------------------- reports
+
+    @staticmethod
+    def _final_report(relay: Relay, outcome: Outcome, detail: str) -> ConnectionReport:
+        return ConnectionReport(
+            relay.connection,
+            relay.verdict,
             outcome,
             detail,
             relay.bytes_from_pu,
@@ -512,9 +671,6 @@ class ProxyDatapath:
             relay.started,
             time.monotonic(),
         )
-        self._deliver(report)
-
-    # -------------------------------------------------------------- reports
 
     def _report(
         self,
@@ -540,6 +696,8 @@ def _listener(host: str, port: int) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Inherited by every accepted socket (see _SocketStock.create_here for why).
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.bind((host, port))
         sock.listen(4096)
         sock.setblocking(False)
@@ -578,20 +736,55 @@ def _bind_source(sock: socket.socket, ip: str, port_range: tuple[int, int]) -> N
     sock.bind((ip, 0))
 
 
+async def _connect(
+    loop: asyncio.AbstractEventLoop, sock: socket.socket, address: tuple[str, int], limit: float
+) -> None:
+    """Non-blocking connect. To a peer across a veth or in the same namespace the kernel usually
+    completes the whole TCP handshake inside ``connect()`` (the packets are processed in the
+    caller's softirq), so check for that before paying for a future, a writer registration and
+    a timer (``loop.sock_connect``): most connects here finish without a loop iteration."""
+    err = sock.connect_ex(address)
+    if err not in (0, errno.EINPROGRESS):
+        raise OSError(err, os.strerror(err))
+    if err == errno.EINPROGRESS:
+        err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err:
+            raise OSError(err, os.strerror(err))
+        try:
+            sock.getpeername()  # ENOTCONN while the handshake is still in flight
+            return
+        except OSError as exc:
+            if exc.errno != errno.ENOTCONN:
+                raise
+        writable: asyncio.Future[None] = loop.create_future()
+
+        def on_writable() -> None:
+            if not writable.done():
+                writable.set_result(None)
+
+        fd = sock.fileno()
+        loop.add_writer(fd, on_writable)
+        try:
+            async with asyncio.timeout(limit):
+                await writable
+        finally:
+            loop.remove_writer(fd)
+        err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err:
+            raise OSError(err, os.strerror(err))
+
+
 def _tls_handshake(
     ctx: ssl.SSLContext,
     sock: socket.socket,
     server_side: bool,
     verdict: Verdict,
     timeout: float,
-) -> ssl.SSLSocket:
-    tls = ctx.wrap_socket(
-        sock, server_side=server_side, do_handshake_on_connect=False, suppress_ragged_eofs=True
-    )
-    tls.settimeout(timeout)
-    tls.do_handshake()
-    verify_peer_identity(tls, verdict.peer_identity)
-    return tls
+) -> TlsChannel:
+    channel = TlsChannel(ctx, sock, server_side)
+    channel.handshake(timeout)
+    verify_peer_identity(channel.tls, verdict.peer_identity)
+    return channel
 
 
 def _discard(sock: socket.socket | None) -> None:

@@ -1,23 +1,20 @@
-"""Moving bytes of an allowed or encrypted connection, and the registry of live relays.
+"""Relays of ``encrypt`` connections on threads, and the registry of live relays.
 
-One thread per relayed connection runs :func:`pump`, which serves both directions with
-non-blocking sockets and ``poll``. Why threads and not the event loop: ``splice``, ``send``,
-``recv`` and OpenSSL's record processing all release the GIL, so relays of different connections
-(and the two enforcers of a benchmark in one process) run in parallel on several cores, and the
-event loop stays free for accepting and deciding. Why one thread for both directions: an
-``ssl.SSLSocket`` must not be read and written from two threads at once (OpenSSL objects are not
-thread-safe), and a single poll loop cannot deadlock on two blocked writes.
+One thread per encrypted connection runs :func:`pump`, which serves both directions with
+non-blocking sockets and ``poll``. Why a thread and not the event loop: TLS costs CPU per byte
+(OpenSSL releases the GIL while it works), which on the loop would stall every other connection
+and on threads runs in parallel on several cores. Why one thread for both directions: an OpenSSL
+object must not be used from two threads at once, and a single poll loop cannot deadlock on two
+blocked writes. Plain (``allow``) relays run on the event loop instead (loop_relay.py).
 
-* plain to plain: ``os.splice`` through a pipe per direction (socket -> pipe -> socket); the
-  payload never enters userspace. Falls back to ``recv_into``/``send`` when ``splice`` is missing
-  or the kernel refuses it for these fds.
-* with TLS on one side: a reusable buffer per direction; OpenSSL encrypts/decrypts in place.
+The TLS side is a :class:`~trustwire_enforcer.datapath.tls.TlsChannel` (memory BIOs, many
+records per syscall); the plain side is the socket, read and written 256 KiB at a time.
 
 Half-close: when one side sends FIN, the relay sends FIN to the other side after delivering the
-remaining bytes (``shutdown(SHUT_WR)``) and keeps relaying the other direction. For TLS this is a
-TCP FIN without ``close_notify`` (see tls.py for why), which the receiving relay treats as end of
-stream. A reset or error on either side resets the other side (``SO_LINGER`` 0), so applications
-see an abort as an abort, never as a clean end.
+remaining bytes and keeps relaying the other direction. For TLS this is a TCP FIN without
+``close_notify`` (see tls.py for why), which the receiving relay treats as end of stream. A
+reset or error on either side resets the other side (``SO_LINGER`` 0), so applications see an
+abort as an abort, never as a clean end.
 """
 
 from __future__ import annotations
@@ -36,16 +33,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from trustwire_enforcer.datapath.connection import InterceptedConnection, Outcome, Verdict
+from trustwire_enforcer.datapath.tls import TlsChannel
 
 __all__ = ["PumpResult", "Relay", "RelayRegistry", "pump", "reset_socket"]
 
-_F_SETPIPE_SZ = 1031
-_PIPE_SIZE = 1 << 20
 _COPY_BUFFER = 256 * 1024
 _STEP_BUDGET = 32  # operations per direction before yielding to poll (fairness)
 _LINGER_ZERO = struct.pack("ii", 1, 0)
-_SPLICE = getattr(os, "splice", None)
-_SPLICE_FLAGS = getattr(os, "SPLICE_F_MOVE", 0) | getattr(os, "SPLICE_F_NONBLOCK", 0)
 _IN = select.POLLIN
 _OUT = select.POLLOUT
 
@@ -58,87 +52,56 @@ def reset_socket(sock: socket.socket) -> None:
     socket.socket.close(sock)  # never an SSL close: no close_notify before a reset
 
 
-class _Flow:
-    """One direction (src -> dst). ``wait`` says what it needs before it can progress."""
+class _PlainEnd:
+    """A plain socket with the same non-blocking interface as ``TlsChannel``."""
 
-    def __init__(self, src: socket.socket, dst: socket.socket, count: Callable[[int], None]):
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def read_into(self, view: memoryview) -> int | None:
+        try:
+            return self.sock.recv_into(view)
+        except BlockingIOError:
+            return None
+
+    def write(self, view: memoryview) -> int | None:
+        try:
+            return self.sock.send(view)
+        except BlockingIOError:
+            return None
+
+    def finish_write(self) -> bool:
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+        except OSError as exc:
+            if exc.errno != errno.ENOTCONN:
+                raise
+        return True
+
+
+_End = _PlainEnd | TlsChannel
+
+
+class _Flow:
+    """One direction (src -> dst) through a 256 KiB buffer. ``wait`` says what it needs
+    before it can progress."""
+
+    def __init__(self, src: _End, dst: _End, count: Callable[[int], None]) -> None:
         self.src, self.dst, self.count = src, dst, count
         self.src_fd, self.dst_fd = src.fileno(), dst.fileno()
+        self.buf = bytearray(_COPY_BUFFER)
+        self.view = memoryview(self.buf)
+        self.offset = 0
         self.pending = 0
         self.eof = False
         self.finished = False
         self.wait: tuple[int, int] | None = None
-        self.pipe: tuple[int, int] | None = None
-        plain = not isinstance(src, ssl.SSLSocket) and not isinstance(dst, ssl.SSLSocket)
-        if plain and _SPLICE is not None:
-            r, w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
-            try:
-                import fcntl
-
-                fcntl.fcntl(w, _F_SETPIPE_SZ, _PIPE_SIZE)
-            except OSError:
-                pass  # the default 64 KiB pipe still works, with more syscalls
-            self.pipe = (r, w)
-        self.buf = bytearray(0 if self.pipe else _COPY_BUFFER)
-        self.view = memoryview(self.buf)
-        self.offset = 0
 
     def close(self) -> None:
         self.view.release()
-        if self.pipe:
-            os.close(self.pipe[0])
-            os.close(self.pipe[1])
-            self.pipe = None
-
-    def _fallback_to_copy(self) -> None:
-        if self.pipe:
-            os.close(self.pipe[0])
-            os.close(self.pipe[1])
-            self.pipe = None
-        self.view.release()
-        self.buf = bytearray(_COPY_BUFFER)
-        self.view = memoryview(self.buf)
-
-    def _fill(self) -> int | None:
-        """Read into the pipe/buffer. None: would block (``wait`` set). 0: end of stream."""
-        try:
-            if self.pipe is not None and _SPLICE is not None:
-                try:
-                    return int(_SPLICE(self.src_fd, self.pipe[1], _PIPE_SIZE, flags=_SPLICE_FLAGS))
-                except OSError as exc:
-                    if exc.errno != errno.EINVAL:
-                        raise
-                    self._fallback_to_copy()
-            self.offset = 0
-            return self.src.recv_into(self.buf)
-        except (BlockingIOError, ssl.SSLWantReadError):
-            self.wait = (self.src_fd, _IN)
-        except ssl.SSLWantWriteError:
-            self.wait = (self.src_fd, _OUT)
-        except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
-            return 0
-        return None
-
-    def _drain(self) -> bool:
-        """Write pending bytes. False: would block (``wait`` set)."""
-        try:
-            if self.pipe is not None and _SPLICE is not None:
-                n = int(_SPLICE(self.pipe[0], self.dst_fd, self.pending, flags=_SPLICE_FLAGS))
-            else:
-                n = self.dst.send(self.view[self.offset : self.offset + self.pending])
-                self.offset += n
-        except BlockingIOError:
-            self.wait = (self.dst_fd, _OUT)
-            return False
-        except ssl.SSLWantWriteError:
-            self.wait = (self.dst_fd, _OUT)
-            return False
-        except ssl.SSLWantReadError:
-            self.wait = (self.dst_fd, _IN)
-            return False
-        self.pending -= n
-        self.count(n)
-        return True
 
     def step(self) -> None:
         """Progress without blocking. Leaves ``wait`` None if it used its budget and is still
@@ -146,25 +109,27 @@ class _Flow:
         self.wait = None
         for _ in range(_STEP_BUDGET):
             if self.pending == 0 and not self.eof:
-                n = self._fill()
+                n = self.src.read_into(self.view)
                 if n is None:
+                    self.wait = (self.src_fd, _IN)
                     return
                 if n == 0:
                     self.eof = True
                 else:
-                    self.pending = n
+                    self.pending, self.offset = n, 0
             if self.pending:
-                if not self._drain():
+                m = self.dst.write(self.view[self.offset : self.offset + self.pending])
+                if m is None:
+                    self.wait = (self.dst_fd, _OUT)
                     return
+                self.offset += m
+                self.pending -= m
+                self.count(m)
                 continue
             if self.eof and not self.finished:
-                try:
-                    # Base-class shutdown: SSLSocket.shutdown would also drop the TLS state we
-                    # still need to read the other direction.
-                    socket.socket.shutdown(self.dst, socket.SHUT_WR)
-                except OSError as exc:
-                    if exc.errno != errno.ENOTCONN:
-                        raise
+                if not self.dst.finish_write():
+                    self.wait = (self.dst_fd, _OUT)
+                    return
                 self.finished = True
             return
 
@@ -176,8 +141,8 @@ class PumpResult:
 
 
 def pump(
-    pu_side: socket.socket,
-    peer_side: socket.socket,
+    pu_side: socket.socket | TlsChannel,
+    peer_side: socket.socket | TlsChannel,
     wake_fd: int,
     count_from_pu: Callable[[int], None],
     count_to_pu: Callable[[int], None],
@@ -185,9 +150,14 @@ def pump(
     """Relay until both directions end, either side fails, or ``wake_fd`` (an eventfd) becomes
     readable (abort). Closes both sockets in every case: normally after FIN both ways, with a
     reset on error or abort."""
-    for sock in (pu_side, peer_side):
-        sock.setblocking(False)
-    flows = (_Flow(pu_side, peer_side, count_from_pu), _Flow(peer_side, pu_side, count_to_pu))
+    ends: list[_End] = []
+    for side in (pu_side, peer_side):
+        if isinstance(side, TlsChannel):
+            ends.append(side)
+        else:
+            side.setblocking(False)
+            ends.append(_PlainEnd(side))
+    flows = (_Flow(ends[0], ends[1], count_from_pu), _Flow(ends[1], ends[0], count_to_pu))
     poller = select.poll()
     poller.register(wake_fd, _IN)
     registered: dict[int, int] = {}
@@ -213,24 +183,23 @@ def pump(
                 if registered.get(fd) != ev:
                     poller.register(fd, ev)
             registered = wanted
-            for fd, ev in poller.poll(0 if runnable else None):
+            for fd, _ in poller.poll(0 if runnable else None):
+                # Errors (POLLERR/POLLHUP) surface as exceptions on the next read/write.
                 if fd == wake_fd:
                     result = PumpResult(Outcome.ABORTED, "")
                     break
-                if ev & (select.POLLERR | select.POLLNVAL) and not ev & (_IN | _OUT):
-                    # Let the next read/write surface the socket error as an exception.
-                    pass
     except (OSError, ssl.SSLError) as exc:
         result = PumpResult(Outcome.RESET, f"{type(exc).__name__}: {exc}")
     finally:
         for flow in flows:
             flow.close()
+        socks = [end.sock for end in ends]
         if result is not None and result.outcome is Outcome.CLOSED:
-            socket.socket.close(pu_side)
-            socket.socket.close(peer_side)
+            for sock in socks:
+                sock.close()
         else:
-            reset_socket(pu_side)
-            reset_socket(peer_side)
+            for sock in socks:
+                reset_socket(sock)
     return result
 
 
@@ -239,8 +208,13 @@ _relay_ids = itertools.count(1)
 
 @dataclass(eq=False)
 class Relay:
-    """A live relayed connection. Counters are written by its pump thread only; reading them
-    from another thread gives a recent value (ints are replaced atomically under the GIL)."""
+    """A live relayed connection. Counters are written by its pump (thread or loop) only;
+    reading them from another thread gives a recent value (ints are replaced atomically under
+    the GIL).
+
+    How :meth:`abort` reaches the pump: a thread pump polls ``wake_fd`` (an eventfd); a loop
+    pump (plain relays, loop_relay.py) sets ``on_abort`` instead and is created with
+    ``wake_fd=-1``, which saves two syscalls per connection."""
 
     connection: InterceptedConnection
     verdict: Verdict
@@ -250,6 +224,7 @@ class Relay:
     abort_reason: str = ""
     id: int = field(default_factory=lambda: next(_relay_ids))
     wake_fd: int = field(default_factory=lambda: os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK))
+    on_abort: Callable[[], None] | None = None
     _closed: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -265,13 +240,29 @@ class Relay:
             if self._closed:
                 return
             self.abort_reason = self.abort_reason or reason
-            os.eventfd_write(self.wake_fd, 1)
+            if self.on_abort is not None:
+                self.on_abort()  # must not call back into this relay synchronously (lock held)
+            elif self.wake_fd >= 0:
+                os.eventfd_write(self.wake_fd, 1)
+
+    def use_wake_fd(self) -> bool:
+        """Switch abort delivery from ``on_abort`` to a new ``wake_fd`` (a loop relay moving to
+        a thread). False if the relay is already aborting or released: it stays where it is and
+        the pending abort reaches it there."""
+        with self._lock:
+            if self._closed or self.abort_reason:
+                return False
+            if self.wake_fd < 0:
+                self.wake_fd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+            self.on_abort = None
+            return True
 
     def release(self) -> None:
         with self._lock:
             if not self._closed:
                 self._closed = True
-                os.close(self.wake_fd)
+                if self.wake_fd >= 0:
+                    os.close(self.wake_fd)
 
 
 class RelayRegistry:
