@@ -33,7 +33,8 @@ from .harness import (
 
 pytestmark = pytest.mark.etcd
 
-STEPS = int(os.environ.get("TRUSTWIRE_DISTRIBUTION_STEPS", "400"))
+# Issue 4 asks for thousands of changes; 2,000 take ~90 s on the 2-core CI machine.
+STEPS = int(os.environ.get("TRUSTWIRE_DISTRIBUTION_STEPS", "2000"))
 SEED = int(os.environ.get("TRUSTWIRE_DISTRIBUTION_SEED", "20261127"))
 CONVERGE_S = 30.0
 
