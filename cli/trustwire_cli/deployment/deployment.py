@@ -48,7 +48,7 @@ FLOW_TIMEOUT_S = 15.0  # the flow records of every probe to reach the policy ser
 # One connection at a time. Concurrent first connections between two enforcers sometimes
 # fail with EXPIRED at the source while their channel session is being set up (an enforcer
 # race, reported); one at a time the demo's 16 connections still take under a second.
-PROBE_CONCURRENCY = 1
+PROBE_CONCURRENCY = 4
 # Stop order: what depends on others first (enforcers report to the policy replicas, which
 # need identity's certificates and etcd).
 STOP_ORDER = ("enforcer", "policy", "identity", "etcd")

@@ -402,15 +402,22 @@ class Handshake:
             if session is None:
                 self._ensure_session(peer_id, channel)
             answer, nonce = await self._ask(channel, document, tuple_, trace_context, session)
+            checked = self._verify_answer(answer, tuple_, nonce)
+            if _session_gone(checked):
+                # The answer is sealed under a session this side no longer holds (dropped
+                # meanwhile: eviction, a bundle or revocation update): ask again, signed,
+                # once; a signed request gets a signed answer.
+                span.set_attribute("trustwire.resent_signed", True)
+                answer, nonce = await self._ask(channel, document, tuple_, trace_context, None)
+                checked = self._verify_answer(answer, tuple_, nonce)
             span.set_attribute("trustwire.verdict", "allow" if answer.allowed else "reject")
             span.set_attribute("trustwire.reason", answer.reason)
-        if not answer.profile:
+        if checked is None:
             # A credential refusal: the destination saw no valid profile of ours.
             raise Refusal(answer.reason or PEER_REJECTED, "destination refused our profile")
-        try:
-            verified = self.trust.verifier.verify(answer.profile, tuple_, expected_peer_nonce=nonce)
-        except VerificationError as error:
-            raise Refusal(error.code.value, f"answer did not verify: {error}") from None
+        if isinstance(checked, VerificationError):
+            raise Refusal(checked.code.value, f"answer did not verify: {checked}")
+        verified = checked
         if str(verified.signer) != peer_id or verified.pu_id != entry.pu_id:
             raise Refusal(
                 PEER_REJECTED,
@@ -481,6 +488,17 @@ class Handshake:
             return await self._ask(channel, document, tuple_, trace_context, None)
         return answer, signed.profile.nonce
 
+    def _verify_answer(
+        self, answer: AuthorizeAnswer, tuple_: FiveTuple, nonce: bytes
+    ) -> VerifiedProfile | VerificationError | None:
+        """The answer's profile verified (None: the answer carries none), or why not."""
+        if not answer.profile:
+            return None
+        try:
+            return self.trust.verifier.verify(answer.profile, tuple_, expected_peer_nonce=nonce)
+        except VerificationError as error:
+            return error
+
     # ------------------------------------------------------------------ sessions (initiator)
 
     def _ensure_session(self, peer_id: str, channel: PeerChannel) -> None:
@@ -493,7 +511,11 @@ class Handshake:
         self._session_tasks[peer_id] = task
 
     async def _open_session(self, peer_id: str, channel: PeerChannel) -> None:
-        """Background: a failed session only means the next profiles are signed, not sealed."""
+        """Background: a failed session only means the next profiles are signed, not sealed.
+
+        ``complete`` installs the session here (so answers the responder seals under it
+        verify as soon as the responder has it), but nothing is sealed under it before the
+        responder accepted ``ConfirmSession``: until then the responder does not know it."""
         sessions = self.trust.sessions
         try:
             state, request = sessions.initiate(expected_peer=SpiffeId.parse(peer_id))
@@ -504,6 +526,7 @@ class Handshake:
             except BaseException:
                 self.trust.verifier.drop_session(session.session_id)
                 raise
+            self.trust.confirmed(session)
         except (TrustwireError, TimeoutError, OSError) as error:
             _log.info("session with %s not established: %s", peer_id, error)
 
@@ -614,7 +637,11 @@ class Handshake:
         if document is None:
             return AuthorizeAnswer(False, FAIL_CLOSED, revision=policy.revision)
         trace_context = TraceContext(traceparent=_traceparent(span))
-        session = self.trust.session_with(source_enforcer)
+        # Sealed only under the session the request was sealed under: the source has just
+        # proven it holds that one. Any other (one we initiated and the source has not
+        # installed yet, one it dropped) could fail at the source; a signed request gets a
+        # signed answer.
+        session = self.trust.verifier.session(verified.session_id) if verified.sealed else None
         signed: SignedProfile | None = None
         if session is not None:
             with contextlib.suppress(TrustwireError):
@@ -835,6 +862,15 @@ class Handshake:
     def _enforcer_spiffe(self, endpoint: EnforcerEndpoint) -> str:
         domain = endpoint.trust_domain or self.trust_domain
         return f"spiffe://{domain}/enforcer/{endpoint.enforcer_id}"
+
+
+def _session_gone(result: VerifiedProfile | VerificationError | None) -> bool:
+    """A sealed answer this side cannot check because it no longer holds the session."""
+    return (
+        isinstance(result, VerificationError)
+        and result.code is ReasonCode.EXPIRED
+        and result.metadata.get("session") in ("unknown", "expired")
+    )
 
 
 def side_verdict(side: _Side, peer_identity: str | None = None) -> Verdict:

@@ -18,6 +18,7 @@ from trustwire.identity import (
     RevocationList,
     Session,
     SessionManager,
+    SessionRole,
     TrustBundle,
 )
 from trustwire_enforcer.credentials import EnforcerCredential
@@ -41,6 +42,8 @@ class TrustState:
         self.sessions = SessionManager(credential.signing(), self.verifier, inline_chain=True)
         self.revocation_sequence = 0
         self.bundle_sequence = 0
+        # Ids of sessions this enforcer initiated that the responder has confirmed.
+        self._confirmed: set[bytes] = set()
         self._changed = asyncio.Condition()
 
     @property
@@ -56,17 +59,32 @@ class TrustState:
         self.sessions.credential = credential.signing()
 
     def session_with(self, peer_spiffe_id: str) -> Session | None:
-        """A usable established session with ``peer_spiffe_id``, the newest first (either role:
-        both directions' keys exist on both sides)."""
+        """A usable session with ``peer_spiffe_id`` that both sides hold (either role: both
+        directions' keys exist on both sides), the newest first; None while there is none.
+
+        A session this enforcer initiated is installed here when ``complete`` verified the
+        responder, before the responder has it: it is offered only once ``confirmed`` reports
+        that the responder accepted ``ConfirmSession``. A session this enforcer responded to
+        is installed only at ``confirm``, after the initiator installed it: usable at once."""
         now = self.verifier.clock()
         best: Session | None = None
         local = self.signer.credential.spiffe_id
         for session in self.verifier.sessions:
             if session.peer_text != peer_spiffe_id or session.local != local:
                 continue
+            if session.role is SessionRole.INITIATOR and session.session_id not in self._confirmed:
+                continue
             if session.usable(now) and (best is None or session.not_after > best.not_after):
                 best = session
         return best
+
+    def confirmed(self, session: Session) -> None:
+        """The responder accepted ``ConfirmSession`` for ``session`` (one this enforcer
+        initiated): both sides hold it, ``session_with`` may offer it from now on."""
+        installed = {s.session_id for s in self.verifier.sessions}
+        self._confirmed &= installed  # forget dropped and evicted sessions
+        if session.session_id in installed:
+            self._confirmed.add(session.session_id)
 
     async def update(self, bundle: TrustBundle | None, revocations: RevocationList | None) -> None:
         """Apply a trust-state update (stale ones are ignored by the verifier); sessions that no
