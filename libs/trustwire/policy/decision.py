@@ -105,11 +105,7 @@ class Decision:
         before anything leaves the host); an allowance by the destination's ingress verdict
         when there is one, since that is what admitted the connection.
         """
-        if self.egress is not None and not self.egress.allowed:
-            return self.egress
-        if self.ingress is not None and not self.ingress.allowed:
-            return self.ingress
-        return self.ingress if self.ingress is not None else self.egress
+        return _deciding(self.egress, self.ingress)
 
     @property
     def observed_allowed(self) -> bool:
@@ -124,25 +120,9 @@ class Decision:
         sides = [d for d in (egress, ingress) if d is not None]
         allowed = all(d.allowed for d in sides)
         encrypted = allowed and any(d.encrypted for d in sides)
-        decision = Decision(
-            allowed=allowed,
-            encrypted=encrypted,
-            reason=ReasonCode.NO_ENFORCER,
-            egress=egress,
-            ingress=ingress,
-            revision=revision,
-        )
-        deciding = decision.deciding
-        if deciding is None:
-            return decision
-        return Decision(
-            allowed=allowed,
-            encrypted=encrypted,
-            reason=deciding.reason,
-            egress=egress,
-            ingress=ingress,
-            revision=revision,
-        )
+        deciding = _deciding(egress, ingress)
+        reason = deciding.reason if deciding is not None else ReasonCode.NO_ENFORCER
+        return Decision(allowed, encrypted, reason, egress, ingress, revision)
 
     @staticmethod
     def node_local(revision: int) -> Decision:
@@ -152,22 +132,18 @@ class Decision:
             encrypted=False,
             reason=ReasonCode.NODE_LOCAL,
         )
-        return Decision(
-            allowed=True,
-            encrypted=False,
-            reason=ReasonCode.NODE_LOCAL,
-            egress=None,
-            ingress=ingress,
-            revision=revision,
-        )
+        return Decision(True, False, ReasonCode.NODE_LOCAL, None, ingress, revision)
 
     @staticmethod
     def self_traffic(revision: int) -> Decision:
-        return Decision(
-            allowed=True,
-            encrypted=False,
-            reason=ReasonCode.SELF_TRAFFIC,
-            egress=None,
-            ingress=None,
-            revision=revision,
-        )
+        return Decision(True, False, ReasonCode.SELF_TRAFFIC, None, None, revision)
+
+
+def _deciding(
+    egress: DirectionDecision | None, ingress: DirectionDecision | None
+) -> DirectionDecision | None:
+    if egress is not None and not egress.allowed:
+        return egress
+    if ingress is not None and not ingress.allowed:
+        return ingress
+    return ingress if ingress is not None else egress
