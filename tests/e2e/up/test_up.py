@@ -49,6 +49,14 @@ def _table(stdout: str) -> dict[tuple[str, str, str], dict[str, str]]:
 def test_up_once_runs_the_examples_as_simulated_and_leaves_nothing(tmp_path: Path) -> None:
     pus = load_scenario(REPO / "examples").pus
     ours = set(planned_namespaces(pus))
+    # Namespaces left by an interrupted run (a killed session, a killed CI job) hold no
+    # process: reclaim those. A live demo's namespaces do: never touch them, fail instead.
+    for name in sorted(existing_namespaces() & ours):
+        pids = subprocess.run(
+            ["ip", "netns", "pids", name], capture_output=True, text=True, check=False
+        ).stdout.split()
+        if not pids:
+            subprocess.run(["ip", "netns", "delete", name], check=False)
     if existing_namespaces() & ours:
         pytest.fail(
             f"demo namespaces exist before the test: {sorted(existing_namespaces() & ours)}"
