@@ -13,6 +13,7 @@ from typing import Any
 
 from google.protobuf import timestamp_pb2
 
+from trustwire import wire_enums
 from trustwire.api.common.v1 import decision_pb2 as decision_pb
 from trustwire.api.common.v1 import labels_pb2 as labels_pb
 from trustwire.api.common.v1 import network_pb2 as network_pb
@@ -21,7 +22,7 @@ from trustwire.api.flow.v1 import flow_record_pb2 as record_pb
 from trustwire.api.flow.v1 import flow_service_pb2 as service_pb
 from trustwire.errors import InvalidArgument
 from trustwire.policy.labels import Labels, LabelSelector, Operator, Requirement
-from trustwire.policy.model import KUBERNETES_TIER, Direction, Protocol
+from trustwire.policy.model import KUBERNETES_TIER, Protocol
 
 from .query import FlowFilter
 from .record import FlowDecision, FlowEndpoint, FlowRecord, Verdict
@@ -37,29 +38,18 @@ __all__ = [
     "timestamp_to_proto",
 ]
 
-_PROTOCOL_TO_PB: dict[Protocol, Any] = {
-    Protocol.TCP: network_pb.PROTOCOL_TCP,
-    Protocol.UDP: network_pb.PROTOCOL_UDP,
-    Protocol.SCTP: network_pb.PROTOCOL_SCTP,
-}
-_PROTOCOL_FROM_PB: dict[Any, Protocol] = {v: k for k, v in _PROTOCOL_TO_PB.items()}
+# Shared with every other codec at the edge (one mapping, no drift).
+_PROTOCOL_TO_PB = wire_enums.PROTOCOL_TO_PB
+_PROTOCOL_FROM_PB = wire_enums.PROTOCOL_FROM_PB
 _VERDICT_TO_PB: dict[Verdict, Any] = {
     Verdict.ALLOW: decision_pb.VERDICT_ALLOW,
     Verdict.REJECT: decision_pb.VERDICT_REJECT,
 }
 _VERDICT_FROM_PB: dict[Any, Verdict] = {v: k for k, v in _VERDICT_TO_PB.items()}
-_DIRECTION_TO_PB: dict[Direction, Any] = {
-    Direction.INGRESS: decision_pb.DIRECTION_INGRESS,
-    Direction.EGRESS: decision_pb.DIRECTION_EGRESS,
-}
-_DIRECTION_FROM_PB: dict[Any, Direction] = {v: k for k, v in _DIRECTION_TO_PB.items()}
-_OPERATOR_TO_PB: dict[Operator, Any] = {
-    Operator.IN: labels_pb.LABEL_SELECTOR_OPERATOR_IN,
-    Operator.NOT_IN: labels_pb.LABEL_SELECTOR_OPERATOR_NOT_IN,
-    Operator.EXISTS: labels_pb.LABEL_SELECTOR_OPERATOR_EXISTS,
-    Operator.DOES_NOT_EXIST: labels_pb.LABEL_SELECTOR_OPERATOR_DOES_NOT_EXIST,
-}
-_OPERATOR_FROM_PB: dict[Any, Operator] = {v: k for k, v in _OPERATOR_TO_PB.items()}
+_DIRECTION_TO_PB = wire_enums.DIRECTION_TO_PB
+_DIRECTION_FROM_PB = wire_enums.DIRECTION_FROM_PB
+_OPERATOR_TO_PB = wire_enums.OPERATOR_TO_PB
+_OPERATOR_FROM_PB = wire_enums.OPERATOR_FROM_PB
 _REASON_PREFIX = "REASON_CODE_"
 
 

@@ -38,11 +38,11 @@ from typing import Any
 
 import yaml
 
+from trustwire import wire_enums
 from trustwire.api.common.v1 import decision_pb2 as decision_pb
 from trustwire.api.common.v1 import labels_pb2 as labels_pb
 from trustwire.api.common.v1 import network_pb2 as network_pb
 from trustwire.api.common.v1 import resource_pb2 as ref_pb
-from trustwire.api.common.v1 import workload_pb2 as workload_pb
 from trustwire.api.policy.v1 import enforcer_pb2 as enforcer_pb
 from trustwire.api.policy.v1 import external_network_pb2 as external_pb
 from trustwire.api.policy.v1 import kubernetes_network_policy_pb2 as knp_pb
@@ -239,36 +239,16 @@ class Keyspace:
 
 # ------------------------------------------------------------------------ small enums
 
-_ACTION_TO_PB: dict[Action, Any] = {
-    Action.ALLOW: decision_pb.ACTION_ALLOW,
-    Action.REJECT: decision_pb.ACTION_REJECT,
-    Action.ENCRYPT: decision_pb.ACTION_ENCRYPT,
-    Action.OBSERVE: decision_pb.ACTION_OBSERVE,
-}
-_ACTION_FROM_PB: dict[Any, Action] = {v: k for k, v in _ACTION_TO_PB.items()}
-_OPERATOR_TO_PB: dict[Operator, Any] = {
-    Operator.IN: labels_pb.LABEL_SELECTOR_OPERATOR_IN,
-    Operator.NOT_IN: labels_pb.LABEL_SELECTOR_OPERATOR_NOT_IN,
-    Operator.EXISTS: labels_pb.LABEL_SELECTOR_OPERATOR_EXISTS,
-    Operator.DOES_NOT_EXIST: labels_pb.LABEL_SELECTOR_OPERATOR_DOES_NOT_EXIST,
-}
-_OPERATOR_FROM_PB: dict[Any, Operator] = {v: k for k, v in _OPERATOR_TO_PB.items()}
-_PROTOCOL_TO_PB: dict[Protocol, Any] = {
-    Protocol.TCP: network_pb.PROTOCOL_TCP,
-    Protocol.UDP: network_pb.PROTOCOL_UDP,
-    Protocol.SCTP: network_pb.PROTOCOL_SCTP,
-}
-_PROTOCOL_FROM_PB: dict[Any, Protocol] = {v: k for k, v in _PROTOCOL_TO_PB.items()}
-_PU_TYPE_TO_PB: dict[PuType, Any] = {
-    PuType.POD: workload_pb.PROCESSING_UNIT_TYPE_POD,
-    PuType.PROCESS: workload_pb.PROCESSING_UNIT_TYPE_PROCESS,
-    PuType.EXTERNAL: workload_pb.PROCESSING_UNIT_TYPE_EXTERNAL,
-}
-_PU_TYPE_FROM_PB: dict[Any, PuType] = {v: k for k, v in _PU_TYPE_TO_PB.items()}
-_DIRECTION_TO_PB: dict[Direction, Any] = {
-    Direction.INGRESS: decision_pb.DIRECTION_INGRESS,
-    Direction.EGRESS: decision_pb.DIRECTION_EGRESS,
-}
+# Shared with every other codec at the edge (one mapping, no drift).
+_ACTION_TO_PB = wire_enums.ACTION_TO_PB
+_ACTION_FROM_PB = wire_enums.ACTION_FROM_PB
+_OPERATOR_TO_PB = wire_enums.OPERATOR_TO_PB
+_OPERATOR_FROM_PB = wire_enums.OPERATOR_FROM_PB
+_PROTOCOL_TO_PB = wire_enums.PROTOCOL_TO_PB
+_PROTOCOL_FROM_PB = wire_enums.PROTOCOL_FROM_PB
+_PU_TYPE_TO_PB = wire_enums.PU_TYPE_TO_PB
+_PU_TYPE_FROM_PB = wire_enums.PU_TYPE_FROM_PB
+_DIRECTION_TO_PB = wire_enums.DIRECTION_TO_PB
 _DATAPATHS: dict[Any, str] = {
     enforcer_pb.DATAPATH_PROXY: "proxy",
     enforcer_pb.DATAPATH_NETWORK: "network",

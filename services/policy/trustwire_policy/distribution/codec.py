@@ -13,12 +13,11 @@ import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
+from trustwire import wire_enums
 from trustwire.api.common.v1 import (
-    decision_pb2,
     labels_pb2,
     network_pb2,
     resource_pb2,
-    workload_pb2,
 )
 from trustwire.api.policy.v1 import (
     distribution_pb2,
@@ -28,16 +27,14 @@ from trustwire.api.policy.v1 import (
     processing_unit_pb2,
 )
 from trustwire.errors import InvalidArgument
-from trustwire.policy.labels import Labels, LabelSelector, Operator, Requirement
+from trustwire.policy.labels import Labels, LabelSelector, Requirement
 from trustwire.policy.model import (
-    Action,
     Conditions,
     ContainerPort,
     IPAddress,
     IPNetwork,
     PortMatch,
     Protocol,
-    PuType,
 )
 from trustwire.policy.views import (
     DirectoryEntry,
@@ -66,32 +63,15 @@ __all__ = [
     "view_from_snapshot",
 ]
 
-_ACTION = {
-    Action.ALLOW: decision_pb2.ACTION_ALLOW,
-    Action.REJECT: decision_pb2.ACTION_REJECT,
-    Action.ENCRYPT: decision_pb2.ACTION_ENCRYPT,
-    Action.OBSERVE: decision_pb2.ACTION_OBSERVE,
-}
-_ACTION_BACK = {v: k for k, v in _ACTION.items()}
-_PROTOCOL = {
-    Protocol.TCP: network_pb2.PROTOCOL_TCP,
-    Protocol.UDP: network_pb2.PROTOCOL_UDP,
-    Protocol.SCTP: network_pb2.PROTOCOL_SCTP,
-}
-_PROTOCOL_BACK = {v: k for k, v in _PROTOCOL.items()}
-_PU_TYPE = {
-    PuType.POD: workload_pb2.PROCESSING_UNIT_TYPE_POD,
-    PuType.PROCESS: workload_pb2.PROCESSING_UNIT_TYPE_PROCESS,
-    PuType.EXTERNAL: workload_pb2.PROCESSING_UNIT_TYPE_EXTERNAL,
-}
-_PU_TYPE_BACK = {v: k for k, v in _PU_TYPE.items()}
-_OPERATOR = {
-    Operator.IN: labels_pb2.LABEL_SELECTOR_OPERATOR_IN,
-    Operator.NOT_IN: labels_pb2.LABEL_SELECTOR_OPERATOR_NOT_IN,
-    Operator.EXISTS: labels_pb2.LABEL_SELECTOR_OPERATOR_EXISTS,
-    Operator.DOES_NOT_EXIST: labels_pb2.LABEL_SELECTOR_OPERATOR_DOES_NOT_EXIST,
-}
-_OPERATOR_BACK = {v: k for k, v in _OPERATOR.items()}
+# Shared with every other codec at the edge (one mapping, no drift).
+_ACTION = wire_enums.ACTION_TO_PB
+_ACTION_BACK = wire_enums.ACTION_FROM_PB
+_PROTOCOL = wire_enums.PROTOCOL_TO_PB
+_PROTOCOL_BACK = wire_enums.PROTOCOL_FROM_PB
+_PU_TYPE = wire_enums.PU_TYPE_TO_PB
+_PU_TYPE_BACK = wire_enums.PU_TYPE_FROM_PB
+_OPERATOR = wire_enums.OPERATOR_TO_PB
+_OPERATOR_BACK = wire_enums.OPERATOR_FROM_PB
 _KIND = {
     PolicyKind.ACCESS: resource_pb2.RESOURCE_KIND_NETWORK_ACCESS_POLICY,
     PolicyKind.KUBERNETES: resource_pb2.RESOURCE_KIND_KUBERNETES_NETWORK_POLICY,
