@@ -6,7 +6,9 @@ another enforcer is asked with ``Authorize`` carrying a Trust Profile for the ex
 5-tuple (sealed under the channel session with that enforcer, or ECDSA-signed on first contact
 while a session is opened in the background); its answer is verified (signature or seal,
 document, peer nonce, the enforcer and PU the directory names) and egress is evaluated on the
-destination's verified identity. A PU of this enforcer is decided here for both directions; an
+destination's verified identity. The request also carries the source's own egress decision,
+taken before asking: a destination that allows encrypts when either side requires it, and
+records a refusal the source made. A PU of this enforcer is decided here for both directions; an
 address without an enforcer by egress CIDR rules alone.
 
 Destination side (:meth:`Handshake.authorize`, the ``Authorize`` handler): the profile must
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -56,6 +59,7 @@ from trustwire.identity import (
 from trustwire.policy.decision import DirectionDecision
 from trustwire.policy.decision import ReasonCode as PolicyReason
 from trustwire.policy.labels import Labels
+from trustwire.policy.model import Action as PolicyAction
 from trustwire.policy.model import Direction, Scores
 from trustwire.policy.model import Protocol as L4
 from trustwire.policy.views import EnforcerEndpoint, Peer, PuView
@@ -124,7 +128,15 @@ class Refusal(Exception):
 class PeerChannel(Protocol):
     """The enforcer channel to one peer enforcer (the gRPC edge implements it)."""
 
-    async def authorize(self, envelope: bytes, timeout: float) -> AuthorizeAnswer: ...  # noqa: ASYNC109
+    async def authorize(
+        self,
+        envelope: bytes,
+        timeout: float,  # noqa: ASYNC109
+        egress: PolicyAction,
+    ) -> AuthorizeAnswer:
+        """``egress``: the source's own decision (``allow``, ``encrypt`` or ``reject``), so
+        the destination can encrypt on request and record a refusal it did not make."""
+        ...
 
     async def open_session(self, request: bytes, timeout: float) -> bytes: ...  # noqa: ASYNC109
 
@@ -181,6 +193,15 @@ def _decision_flow(decision: DirectionDecision | None, direction: Direction) -> 
     if decision is None:  # self traffic: no policy applies
         return FlowDecision(direction, FlowVerdict.ALLOW, PolicyReason.SELF_TRAFFIC.value)
     return FlowDecision.from_decision(decision)
+
+
+def _egress_action(decision: DirectionDecision | None) -> PolicyAction:
+    """What a source tells the destination of its own egress decision."""
+    if decision is None:  # a PU talking to itself: never remote, but be total
+        return PolicyAction.ALLOW
+    if not decision.allowed:
+        return PolicyAction.REJECT
+    return PolicyAction.ENCRYPT if decision.encrypted else PolicyAction.ALLOW
 
 
 def _scores(verified: VerifiedProfile) -> Scores:
@@ -394,6 +415,15 @@ class Handshake:
         peer_id = self._enforcer_spiffe(endpoint)
         channel = self.channels.channel(endpoint.enforcer_id, endpoint.addresses)
         port = tuple_.destination_port
+        # Our egress, decided before asking: the directory names the destination, and the
+        # view matches a directory PU by id, so the verified labels cannot change this; only
+        # conditions on the destination's scores (known from the answer) can, and they are
+        # checked again below. The destination needs it to encrypt when only we require it.
+        with self.tracer.start_as_current_span("decide"):
+            intent = policy.decide(
+                conn.pu_id, Direction.EGRESS, Peer.identity(entry.pu_id, Labels()), port
+            )
+        egress = _egress_action(intent)
         with self.tracer.start_as_current_span(
             "authorize", attributes={"trustwire.peer_enforcer": peer_id}
         ) as span:
@@ -401,14 +431,18 @@ class Handshake:
             session = self.trust.session_with(peer_id)
             if session is None:
                 self._ensure_session(peer_id, channel)
-            answer, nonce = await self._ask(channel, document, tuple_, trace_context, session)
+            answer, nonce = await self._ask(
+                channel, document, tuple_, trace_context, session, egress
+            )
             checked = self._verify_answer(answer, tuple_, nonce)
             if _session_gone(checked):
                 # The answer is sealed under a session this side no longer holds (dropped
                 # meanwhile: eviction, a bundle or revocation update): ask again, signed,
                 # once; a signed request gets a signed answer.
                 span.set_attribute("trustwire.resent_signed", True)
-                answer, nonce = await self._ask(channel, document, tuple_, trace_context, None)
+                answer, nonce = await self._ask(
+                    channel, document, tuple_, trace_context, None, egress
+                )
                 checked = self._verify_answer(answer, tuple_, nonce)
             span.set_attribute("trustwire.verdict", "allow" if answer.allowed else "reject")
             span.set_attribute("trustwire.reason", answer.reason)
@@ -430,18 +464,26 @@ class Handshake:
         )
         peer = Peer.identity(entry.pu_id, labels, tuple_.destination_ip)
         scores = _scores(verified)
-        with self.tracer.start_as_current_span("decide"):
-            decision = policy.decide(conn.pu_id, Direction.EGRESS, peer, port, scores=scores)
-        flow = _decision_flow(decision, Direction.EGRESS)
+        if egress is PolicyAction.REJECT:
+            # The destination was told we refuse and granted nothing: that decision stands.
+            flow = _decision_flow(intent, Direction.EGRESS)
+        else:
+            with self.tracer.start_as_current_span("decide"):
+                decision = policy.decide(conn.pu_id, Direction.EGRESS, peer, port, scores=scores)
+            flow = _decision_flow(decision, Direction.EGRESS)
         if flow.verdict is FlowVerdict.ALLOW and not answer.allowed:
             # Our side allowed; the destination's verdict is what rejected it.
             flow = FlowDecision.refused(Direction.EGRESS, answer.reason or PEER_REJECTED)
         encrypted = flow.verdict is FlowVerdict.ALLOW and (answer.encrypt or flow.encrypted)
         if encrypted and not answer.encrypt:
-            # We want encryption but the destination granted a plain connection: the TLS
-            # handshake would fail at its end anyway; fail here, with the reason.
+            # We require encryption but the destination granted a plain connection (our
+            # request said allow: the destination's scores turned our decision into encrypt,
+            # or the destination predates encryption on request). Its end would refuse TLS:
+            # fail here, with the reason.
             flow = FlowDecision.refused(Direction.EGRESS, PEER_REJECTED)
             encrypted = False
+        elif encrypted and not flow.encrypted:
+            flow = dataclasses.replace(flow, encrypted=True)  # the destination's requirement
         return _Side(
             conn.pu_id,
             Direction.EGRESS,
@@ -463,6 +505,7 @@ class Handshake:
         tuple_: FiveTuple,
         trace_context: TraceContext,
         session: Session | None,
+        egress: PolicyAction,
     ) -> tuple[AuthorizeAnswer, bytes]:
         """One Authorize; a sealed profile the destination no longer knows the session of
         (EXPIRED without a profile: it restarted or dropped it) is re-sent signed, once."""
@@ -477,7 +520,7 @@ class Handshake:
             signed = self.trust.signer.sign(document, tuple_, trace_context=trace_context)
         self.last_request = signed.envelope
         try:
-            answer = await channel.authorize(signed.envelope, self.timeout)
+            answer = await channel.authorize(signed.envelope, self.timeout, egress)
         except TimeoutError:
             raise Refusal(HANDSHAKE_TIMEOUT, "Authorize timed out") from None
         except TrustwireError as error:
@@ -485,7 +528,7 @@ class Handshake:
         if sealed and not answer.profile and answer.reason == ReasonCode.EXPIRED.value:
             assert session is not None
             self.trust.verifier.drop_session(session.session_id)
-            return await self._ask(channel, document, tuple_, trace_context, None)
+            return await self._ask(channel, document, tuple_, trace_context, None, egress)
         return answer, signed.profile.nonce
 
     def _verify_answer(
@@ -551,12 +594,14 @@ class Handshake:
         envelope: bytes,
         claimed: FiveTuple | None,
         peer_chain: tuple[bytes, ...] | None,
+        egress: PolicyAction = PolicyAction.ALLOW,
     ) -> AuthorizeAnswer:
         """The ``Authorize`` handler. ``claimed`` is the tuple the (not yet verified) profile
         names, read by the transport so the verifier can check the profile against exactly
-        the connection it will admit; ``peer_chain`` the channel peer's certificate chain."""
+        the connection it will admit; ``peer_chain`` the channel peer's certificate chain;
+        ``egress`` the source's own decision (``allow``, ``encrypt`` or ``reject``)."""
         policy = self._policy()
-        if claimed is None:
+        if claimed is None or egress is PolicyAction.OBSERVE:
             return AuthorizeAnswer(False, ReasonCode.MALFORMED_PROFILE.value)
         target = policy.local_pu_at(claimed.destination_ip) if policy is not None else None
         if target is None:
@@ -580,7 +625,9 @@ class Handshake:
             kind=trace.SpanKind.SERVER,
             attributes={"trustwire.pu_id": target.id, "trustwire.source_pu": verified.pu_id},
         ) as span:
-            answer = self._admit(verified, claimed, target, policy, trace.get_current_span())
+            answer = self._admit(
+                verified, claimed, target, policy, trace.get_current_span(), egress
+            )
             span.set_attribute("trustwire.verdict", "allow" if answer.allowed else "reject")
             span.set_attribute("trustwire.reason", answer.reason)
         return answer
@@ -592,6 +639,7 @@ class Handshake:
         target: PuView,
         policy: AppliedPolicy,
         span: Span,
+        egress: PolicyAction,
     ) -> AuthorizeAnswer:
         port = tuple_.destination_port
         known = policy.peer(verified.pu_id)
@@ -608,6 +656,13 @@ class Handshake:
         with self.tracer.start_as_current_span("decide"):
             decision = policy.decide(target.id, Direction.INGRESS, peer, port, scores=scores)
         flow = _decision_flow(decision, Direction.INGRESS)
+        if flow.verdict is FlowVerdict.ALLOW and egress is PolicyAction.REJECT:
+            # The source refuses: record it here too (the reason is on both sides) and
+            # pre-authorize nothing.
+            flow = FlowDecision.refused(Direction.INGRESS, PEER_REJECTED)
+        elif flow.verdict is FlowVerdict.ALLOW and egress is PolicyAction.ENCRYPT:
+            # Encryption is granted when either side requires it.
+            flow = dataclasses.replace(flow, encrypted=True)
         source = FlowEndpoint(
             verified.pu_id, labels, verified.trust_domain.name, str(tuple_.source_ip)
         )

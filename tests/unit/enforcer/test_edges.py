@@ -13,11 +13,13 @@ from pathlib import Path
 import pytest
 
 from tests.unit.identity.pki import TYPICAL_LABELS, make_world, typical_attestation
+from trustwire.api.common.v1 import decision_pb2 as _decision_pb2
 from trustwire.api.enforcer.v1 import authorization_service_pb2
 from trustwire.errors import InvalidArgument, NotFound, PermissionDenied, Unavailable
 from trustwire.flows import ConnectionFacts, FlowDecision, FlowEndpoint, FlowRecord
 from trustwire.identity import FiveTuple, ProfileSigner
 from trustwire.policy.labels import Labels
+from trustwire.policy.model import Action as _Action
 from trustwire.policy.model import Direction, Protocol, PuType
 from trustwire.policy.views import (
     DirectoryEntry,
@@ -28,6 +30,7 @@ from trustwire.policy.views import (
 from trustwire.runtime import assert_table_covers
 from trustwire_enforcer.api.authorization import AUTHORIZATION
 from trustwire_enforcer.api.convert import answer_from_pb, answer_to_pb, claimed_five_tuple
+from trustwire_enforcer.api.peer_service import egress_of
 from trustwire_enforcer.flows import FlowReporter
 from trustwire_enforcer.handshake import AuthorizeAnswer
 from trustwire_enforcer.local_api import Caller, LocalApiClient, LocalApiServer
@@ -217,3 +220,12 @@ async def test_a_failed_flow_batch_is_resent_with_the_same_id() -> None:
     assert await reporter.flush(final=True) == 1
     assert [c[0] for c in sink.calls] == [sink.calls[0][0]] * 2
     assert reporter.reported == 1
+
+
+def test_the_sources_egress_decision_is_read_from_the_request() -> None:
+    assert egress_of(_decision_pb2.ACTION_UNSPECIFIED) is _Action.ALLOW  # an older source
+    assert egress_of(_decision_pb2.ACTION_ENCRYPT) is _Action.ENCRYPT
+    assert egress_of(_decision_pb2.ACTION_REJECT) is _Action.REJECT
+    # observe never decides, and an unknown value is not guessed at: both refused upstream
+    assert egress_of(_decision_pb2.ACTION_OBSERVE) is _Action.OBSERVE
+    assert egress_of(99) is _Action.OBSERVE

@@ -43,7 +43,12 @@ class _Channel:
         self.to = to
         self.confirm_gate = confirm_gate
 
-    async def authorize(self, envelope: bytes, timeout: float) -> AuthorizeAnswer:  # noqa: ASYNC109
+    async def authorize(
+        self,
+        envelope: bytes,
+        timeout: float,  # noqa: ASYNC109
+        egress: object,
+    ) -> AuthorizeAnswer:
         raise AssertionError("not used")
 
     async def open_session(self, request: bytes, timeout: float) -> bytes:  # noqa: ASYNC109

@@ -15,11 +15,14 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from trustwire.api.common.v1 import decision_pb2
 from trustwire.api.enforcer.v1 import authorization_service_pb2 as authz_pb
+from trustwire.policy.model import Action
+from trustwire.wire_enums import ACTION_FROM_PB
 from trustwire_enforcer.api.convert import answer_to_pb, claimed_five_tuple
 from trustwire_enforcer.handshake import Handshake
 
-__all__ = ["AuthorizationServicer", "peer_chain_of"]
+__all__ = ["AuthorizationServicer", "egress_of", "peer_chain_of"]
 
 _PEER_CERT = "x509_pem_cert"
 _chains: OrderedDict[bytes, tuple[bytes, ...]] = OrderedDict()
@@ -43,6 +46,15 @@ def peer_chain_of(auth_context: Mapping[str, Iterable[bytes]]) -> tuple[bytes, .
     return chain
 
 
+def egress_of(value: int) -> Action:
+    """The source's egress decision from the request. Unset (a source predating the field)
+    is a plain allow: exactly what such a source could ask for. A value this build does not
+    know is read as ``observe``, which the handshake refuses as malformed."""
+    if value == decision_pb2.ACTION_UNSPECIFIED:
+        return Action.ALLOW
+    return ACTION_FROM_PB.get(value, Action.OBSERVE)
+
+
 class AuthorizationServicer:
     def __init__(self, handshake: Handshake) -> None:
         self._handshake = handshake
@@ -50,7 +62,10 @@ class AuthorizationServicer:
     async def Authorize(self, request: Any, context: Any) -> Any:
         envelope = request.profile.SerializeToString(deterministic=True)
         answer = self._handshake.authorize(
-            envelope, claimed_five_tuple(envelope), peer_chain_of(context.auth_context())
+            envelope,
+            claimed_five_tuple(envelope),
+            peer_chain_of(context.auth_context()),
+            egress_of(request.egress_action),
         )
         return answer_to_pb(answer)
 

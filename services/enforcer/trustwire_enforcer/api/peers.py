@@ -13,7 +13,9 @@ from trustwire.api.common.v1 import envelope_pb2
 from trustwire.api.enforcer.v1 import authorization_service_pb2 as authz_pb
 from trustwire.api.enforcer.v1 import authorization_service_pb2_grpc as authz_grpc
 from trustwire.errors import Unavailable
+from trustwire.policy.model import Action
 from trustwire.runtime import ClientTLS, create_channel
+from trustwire.wire_enums import ACTION_TO_PB
 from trustwire_enforcer.api.convert import answer_from_pb
 from trustwire_enforcer.handshake import AuthorizeAnswer, PeerChannel
 
@@ -32,9 +34,15 @@ class GrpcPeerChannel:
         self._stub = authz_grpc.AuthorizationServiceStub(channel)
         self._on_unavailable = on_unavailable
 
-    async def authorize(self, envelope: bytes, timeout: float) -> AuthorizeAnswer:  # noqa: ASYNC109
+    async def authorize(
+        self,
+        envelope: bytes,
+        timeout: float,  # noqa: ASYNC109
+        egress: Action,
+    ) -> AuthorizeAnswer:
         request = authz_pb.AuthorizeRequest(
-            profile=envelope_pb2.SignedEnvelope.FromString(envelope)
+            profile=envelope_pb2.SignedEnvelope.FromString(envelope),
+            egress_action=ACTION_TO_PB[egress],
         )
         try:
             response = await self._stub.Authorize(request, timeout=timeout)

@@ -28,29 +28,29 @@ from trustwire.api.common.v1 import decision_pb2 as trustwire_dot_api_dot_common
 from trustwire.api.common.v1 import envelope_pb2 as trustwire_dot_api_dot_common_dot_v1_dot_envelope__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n5trustwire/api/enforcer/v1/authorization_service.proto\x12\x19trustwire.api.enforcer.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a&trustwire/api/common/v1/decision.proto\x1a&trustwire/api/common/v1/envelope.proto\"L\n\x10\x41uthorizeRequest\x12\x38\n\x07profile\x18\x01 \x01(\x0b\x32\'.trustwire.api.common.v1.SignedEnvelope\"\xc5\x02\n\x11\x41uthorizeResponse\x12\x38\n\x07profile\x18\x01 \x01(\x0b\x32\'.trustwire.api.common.v1.SignedEnvelope\x12\x31\n\x07verdict\x18\x02 \x01(\x0e\x32 .trustwire.api.common.v1.Verdict\x12\x33\n\x06reason\x18\x03 \x01(\x0e\x32#.trustwire.api.common.v1.ReasonCode\x12\x43\n\nencryption\x18\x04 \x01(\x0b\x32/.trustwire.api.enforcer.v1.EncryptionParameters\x12\x37\n\x14preauthorization_ttl\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x10\n\x08revision\x18\x06 \x01(\x03\"n\n\x12OpenSessionRequest\x12\x10\n\x08protocol\x18\x01 \x01(\t\x12\x1c\n\x14\x65phemeral_public_key\x18\x02 \x01(\x0c\x12\x0e\n\x06random\x18\x03 \x01(\x0c\x12\x18\n\x10signer_chain_der\x18\x04 \x03(\x0c\"\xe3\x01\n\x13OpenSessionResponse\x12\x12\n\nsession_id\x18\x01 \x01(\x0c\x12\x1c\n\x14\x65phemeral_public_key\x18\x02 \x01(\x0c\x12\x0e\n\x06random\x18\x03 \x01(\x0c\x12.\n\nnot_before\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tnot_after\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tsignature\x18\x06 \x01(\x0c\x12\x18\n\x10signer_chain_der\x18\x07 \x03(\x0c\">\n\x15\x43onfirmSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\"\x18\n\x16\x43onfirmSessionResponse\"\x9b\x01\n\x14\x45ncryptionParameters\x12\x37\n\x04mode\x18\x01 \x01(\x0e\x32).trustwire.api.enforcer.v1.EncryptionMode\x12\x16\n\x0etunnel_address\x18\x02 \x01(\t\x12\x18\n\x10server_spiffe_id\x18\x03 \x01(\t\x12\x18\n\x10\x63onnection_token\x18\x04 \x01(\x0c*\\\n\x0e\x45ncryptionMode\x12\x1f\n\x1b\x45NCRYPTION_MODE_UNSPECIFIED\x10\x00\x12)\n%ENCRYPTION_MODE_TLS13_ENFORCER_TUNNEL\x10\x01\x32\xe3\x02\n\x14\x41uthorizationService\x12\x66\n\tAuthorize\x12+.trustwire.api.enforcer.v1.AuthorizeRequest\x1a,.trustwire.api.enforcer.v1.AuthorizeResponse\x12l\n\x0bOpenSession\x12-.trustwire.api.enforcer.v1.OpenSessionRequest\x1a..trustwire.api.enforcer.v1.OpenSessionResponse\x12u\n\x0e\x43onfirmSession\x12\x30.trustwire.api.enforcer.v1.ConfirmSessionRequest\x1a\x31.trustwire.api.enforcer.v1.ConfirmSessionResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n5trustwire/api/enforcer/v1/authorization_service.proto\x12\x19trustwire.api.enforcer.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a&trustwire/api/common/v1/decision.proto\x1a&trustwire/api/common/v1/envelope.proto\"\x84\x01\n\x10\x41uthorizeRequest\x12\x38\n\x07profile\x18\x01 \x01(\x0b\x32\'.trustwire.api.common.v1.SignedEnvelope\x12\x36\n\regress_action\x18\x02 \x01(\x0e\x32\x1f.trustwire.api.common.v1.Action\"\xc5\x02\n\x11\x41uthorizeResponse\x12\x38\n\x07profile\x18\x01 \x01(\x0b\x32\'.trustwire.api.common.v1.SignedEnvelope\x12\x31\n\x07verdict\x18\x02 \x01(\x0e\x32 .trustwire.api.common.v1.Verdict\x12\x33\n\x06reason\x18\x03 \x01(\x0e\x32#.trustwire.api.common.v1.ReasonCode\x12\x43\n\nencryption\x18\x04 \x01(\x0b\x32/.trustwire.api.enforcer.v1.EncryptionParameters\x12\x37\n\x14preauthorization_ttl\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x10\n\x08revision\x18\x06 \x01(\x03\"n\n\x12OpenSessionRequest\x12\x10\n\x08protocol\x18\x01 \x01(\t\x12\x1c\n\x14\x65phemeral_public_key\x18\x02 \x01(\x0c\x12\x0e\n\x06random\x18\x03 \x01(\x0c\x12\x18\n\x10signer_chain_der\x18\x04 \x03(\x0c\"\xe3\x01\n\x13OpenSessionResponse\x12\x12\n\nsession_id\x18\x01 \x01(\x0c\x12\x1c\n\x14\x65phemeral_public_key\x18\x02 \x01(\x0c\x12\x0e\n\x06random\x18\x03 \x01(\x0c\x12.\n\nnot_before\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tnot_after\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tsignature\x18\x06 \x01(\x0c\x12\x18\n\x10signer_chain_der\x18\x07 \x03(\x0c\">\n\x15\x43onfirmSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\"\x18\n\x16\x43onfirmSessionResponse\"\x9b\x01\n\x14\x45ncryptionParameters\x12\x37\n\x04mode\x18\x01 \x01(\x0e\x32).trustwire.api.enforcer.v1.EncryptionMode\x12\x16\n\x0etunnel_address\x18\x02 \x01(\t\x12\x18\n\x10server_spiffe_id\x18\x03 \x01(\t\x12\x18\n\x10\x63onnection_token\x18\x04 \x01(\x0c*\\\n\x0e\x45ncryptionMode\x12\x1f\n\x1b\x45NCRYPTION_MODE_UNSPECIFIED\x10\x00\x12)\n%ENCRYPTION_MODE_TLS13_ENFORCER_TUNNEL\x10\x01\x32\xe3\x02\n\x14\x41uthorizationService\x12\x66\n\tAuthorize\x12+.trustwire.api.enforcer.v1.AuthorizeRequest\x1a,.trustwire.api.enforcer.v1.AuthorizeResponse\x12l\n\x0bOpenSession\x12-.trustwire.api.enforcer.v1.OpenSessionRequest\x1a..trustwire.api.enforcer.v1.OpenSessionResponse\x12u\n\x0e\x43onfirmSession\x12\x30.trustwire.api.enforcer.v1.ConfirmSessionRequest\x1a\x31.trustwire.api.enforcer.v1.ConfirmSessionResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'trustwire.api.enforcer.v1.authorization_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ENCRYPTIONMODE']._serialized_start=1225
-  _globals['_ENCRYPTIONMODE']._serialized_end=1317
-  _globals['_AUTHORIZEREQUEST']._serialized_start=229
-  _globals['_AUTHORIZEREQUEST']._serialized_end=305
-  _globals['_AUTHORIZERESPONSE']._serialized_start=308
-  _globals['_AUTHORIZERESPONSE']._serialized_end=633
-  _globals['_OPENSESSIONREQUEST']._serialized_start=635
-  _globals['_OPENSESSIONREQUEST']._serialized_end=745
-  _globals['_OPENSESSIONRESPONSE']._serialized_start=748
-  _globals['_OPENSESSIONRESPONSE']._serialized_end=975
-  _globals['_CONFIRMSESSIONREQUEST']._serialized_start=977
-  _globals['_CONFIRMSESSIONREQUEST']._serialized_end=1039
-  _globals['_CONFIRMSESSIONRESPONSE']._serialized_start=1041
-  _globals['_CONFIRMSESSIONRESPONSE']._serialized_end=1065
-  _globals['_ENCRYPTIONPARAMETERS']._serialized_start=1068
-  _globals['_ENCRYPTIONPARAMETERS']._serialized_end=1223
-  _globals['_AUTHORIZATIONSERVICE']._serialized_start=1320
-  _globals['_AUTHORIZATIONSERVICE']._serialized_end=1675
+  _globals['_ENCRYPTIONMODE']._serialized_start=1282
+  _globals['_ENCRYPTIONMODE']._serialized_end=1374
+  _globals['_AUTHORIZEREQUEST']._serialized_start=230
+  _globals['_AUTHORIZEREQUEST']._serialized_end=362
+  _globals['_AUTHORIZERESPONSE']._serialized_start=365
+  _globals['_AUTHORIZERESPONSE']._serialized_end=690
+  _globals['_OPENSESSIONREQUEST']._serialized_start=692
+  _globals['_OPENSESSIONREQUEST']._serialized_end=802
+  _globals['_OPENSESSIONRESPONSE']._serialized_start=805
+  _globals['_OPENSESSIONRESPONSE']._serialized_end=1032
+  _globals['_CONFIRMSESSIONREQUEST']._serialized_start=1034
+  _globals['_CONFIRMSESSIONREQUEST']._serialized_end=1096
+  _globals['_CONFIRMSESSIONRESPONSE']._serialized_start=1098
+  _globals['_CONFIRMSESSIONRESPONSE']._serialized_end=1122
+  _globals['_ENCRYPTIONPARAMETERS']._serialized_start=1125
+  _globals['_ENCRYPTIONPARAMETERS']._serialized_end=1280
+  _globals['_AUTHORIZATIONSERVICE']._serialized_start=1377
+  _globals['_AUTHORIZATIONSERVICE']._serialized_end=1732
 # @@protoc_insertion_point(module_scope)

@@ -21,10 +21,12 @@ ENCRYPTION_MODE_UNSPECIFIED: EncryptionMode
 ENCRYPTION_MODE_TLS13_ENFORCER_TUNNEL: EncryptionMode
 
 class AuthorizeRequest(_message.Message):
-    __slots__ = ("profile",)
+    __slots__ = ("profile", "egress_action")
     PROFILE_FIELD_NUMBER: _ClassVar[int]
+    EGRESS_ACTION_FIELD_NUMBER: _ClassVar[int]
     profile: _envelope_pb2.SignedEnvelope
-    def __init__(self, profile: _Optional[_Union[_envelope_pb2.SignedEnvelope, _Mapping]] = ...) -> None: ...
+    egress_action: _decision_pb2.Action
+    def __init__(self, profile: _Optional[_Union[_envelope_pb2.SignedEnvelope, _Mapping]] = ..., egress_action: _Optional[_Union[_decision_pb2.Action, str]] = ...) -> None: ...
 
 class AuthorizeResponse(_message.Message):
     __slots__ = ("profile", "verdict", "reason", "encryption", "preauthorization_ttl", "revision")
