@@ -51,9 +51,11 @@ from trustwire.runtime._errors import (
 from trustwire.runtime._logs import JsonFormatter, configure_logging
 from trustwire.runtime._server import (
     HEALTH_SERVICE,
+    RotatingServerTLS,
     ServerTLS,
     Service,
     ServiceServer,
+    TLSMaterial,
     build_server,
 )
 from trustwire.runtime._settings import load_settings
@@ -73,9 +75,11 @@ __all__ = [
     "ErrorInterceptor",
     "JsonFormatter",
     "Role",
+    "RotatingServerTLS",
     "ServerTLS",
     "Service",
     "ServiceServer",
+    "TLSMaterial",
     "Telemetry",
     "TransportOptions",
     "assert_table_covers",

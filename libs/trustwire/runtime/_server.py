@@ -39,7 +39,15 @@ from trustwire.runtime._authorization import AuthorizationInterceptor, Authoriza
 from trustwire.runtime._errors import ErrorInterceptor
 from trustwire.runtime._transport import DEFAULT_TRANSPORT, TransportOptions
 
-__all__ = ["HEALTH_SERVICE", "ServerTLS", "Service", "ServiceServer", "build_server"]
+__all__ = [
+    "HEALTH_SERVICE",
+    "RotatingServerTLS",
+    "ServerTLS",
+    "Service",
+    "ServiceServer",
+    "TLSMaterial",
+    "build_server",
+]
 
 _log = logging.getLogger("trustwire.runtime.server")
 
@@ -74,6 +82,94 @@ class ServerTLS:
             root_certificates=self.client_ca,
             require_client_auth=True,
         )
+
+
+TLSMaterial: TypeAlias = tuple[bytes, bytes, bytes]
+"""A server's TLS material: certificate chain PEM, private key PEM, client CA bundle PEM."""
+
+
+@dataclass(frozen=True)
+class RotatingServerTLS(ServerTLS):
+    """``ServerTLS`` that follows ``source``: gRPC asks for the material on every new TLS
+    handshake and switches to a changed one without a restart (existing connections keep
+    theirs). Servers whose certificates are renewed while they run use it: a static
+    certificate would be presented until it expires and every caller then fails.
+
+    ``source`` must be cheap (it runs on each handshake) and must not raise; the fields
+    inherited from ``ServerTLS`` hold the material at construction.
+    """
+
+    source: Callable[[], TLSMaterial] | None = field(default=None, repr=False, compare=False)
+    require_client_auth: bool = True
+
+    @classmethod
+    def following(
+        cls, source: Callable[[], TLSMaterial], *, require_client_auth: bool = True
+    ) -> RotatingServerTLS:
+        chain, key, client_ca = source()
+        return cls(chain, key, client_ca, source=source, require_client_auth=require_client_auth)
+
+    @classmethod
+    def from_files(
+        cls, certificate_chain: Path, private_key: Path, client_ca: Path
+    ) -> RotatingServerTLS:
+        """Material re-read when a file's modification time or size changes (a certificate
+        manager rewriting them). A half-written set that does not load keeps the previous
+        material: gRPC is handed a new configuration only when all three files read."""
+        return cls.following(_FileMaterial((certificate_chain, private_key, client_ca)))
+
+    def credentials(self) -> grpc.ServerCredentials:
+        source = self.source
+        if source is None:
+            return super().credentials()
+        last: list[TLSMaterial] = [(self.certificate_chain, self.private_key, self.client_ca)]
+
+        def configuration(material: TLSMaterial) -> grpc.ServerCertificateConfiguration:
+            chain, key, client_ca = material
+            return grpc.ssl_server_certificate_configuration(
+                [(key, chain)], root_certificates=client_ca
+            )
+
+        # gRPC's contract: return None to keep the current configuration (the stubs omit it).
+        def fetch() -> grpc.ServerCertificateConfiguration:
+            try:
+                current = source()
+            except Exception:  # never fail a handshake because a source hiccuped
+                _log.exception("TLS material source failed; keeping the current material")
+                return None  # type: ignore[return-value]
+            if current == last[0]:
+                return None  # type: ignore[return-value]
+            last[0] = current
+            _log.info("server TLS material changed; new connections use it")
+            return configuration(current)
+
+        return grpc.dynamic_ssl_server_credentials(
+            configuration(last[0]),
+            fetch,
+            require_client_authentication=self.require_client_auth,
+        )
+
+
+class _FileMaterial:
+    """TLS material from three files, re-read only when one of them changed on disk."""
+
+    def __init__(self, paths: tuple[Path, Path, Path]) -> None:
+        self._paths = paths
+        self._stamp: tuple[tuple[int, int], ...] | None = None
+        self._material: TLSMaterial | None = None
+
+    def __call__(self) -> TLSMaterial:
+        try:
+            stamp = tuple((st.st_mtime_ns, st.st_size) for st in map(Path.stat, self._paths))
+        except OSError:
+            stamp = None
+        if self._material is not None and (stamp is None or stamp == self._stamp):
+            return self._material
+        chain, key, client_ca = (path.read_bytes() for path in self._paths)
+        if self._material is not None and not all((chain, key, client_ca)):
+            return self._material  # caught mid-rewrite: keep what worked
+        self._stamp, self._material = stamp, (chain, key, client_ca)
+        return self._material
 
 
 @dataclass(frozen=True)

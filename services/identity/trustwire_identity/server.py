@@ -22,19 +22,22 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-import grpc
 from cryptography import x509
 from opentelemetry.trace import TracerProvider
 
 from trustwire.api.identity.v1 import identity_service_pb2_grpc
 from trustwire.errors import Unavailable
 from trustwire.identity import Credential, DocumentIssuer, TrustDomain
-from trustwire.runtime import ServerTLS, Service, ServiceServer, build_server
+from trustwire.runtime import (
+    RotatingServerTLS,
+    Service,
+    ServiceServer,
+    TLSMaterial,
+    build_server,
+)
 from trustwire.store import KeyValueStore
 
 from .admin import ensure_admin_credential
@@ -53,45 +56,6 @@ __all__ = ["IdentityServer"]
 
 _log = logging.getLogger("trustwire.identity.server")
 MAINTENANCE_INTERVAL_S = 60.0
-
-TLSMaterial = tuple[bytes, bytes, bytes]  # certificate chain PEM, key PEM, client CA PEM
-
-
-def _rotating_credentials(
-    source: Callable[[], TLSMaterial], *, require_client_auth: bool
-) -> grpc.ServerCredentials:
-    """Server credentials that re-read ``source`` on every handshake (cheap: it returns the
-    same objects until a rotation) and hand gRPC a new configuration only when it changed."""
-    last: list[TLSMaterial] = [source()]
-
-    def configuration(material: TLSMaterial) -> grpc.ServerCertificateConfiguration:
-        chain, key, client_ca = material
-        return grpc.ssl_server_certificate_configuration(
-            [(key, chain)], root_certificates=client_ca
-        )
-
-    # gRPC's contract: return None to keep the current configuration (the stubs omit it).
-    def fetch() -> grpc.ServerCertificateConfiguration:
-        current = source()
-        if current == last[0]:
-            return None  # type: ignore[return-value]
-        last[0] = current
-        return configuration(current)
-
-    return grpc.dynamic_ssl_server_credentials(
-        configuration(last[0]), fetch, require_client_authentication=require_client_auth
-    )
-
-
-@dataclass(frozen=True)
-class _RotatingServerTLS(ServerTLS):
-    """``ServerTLS`` whose credentials follow ``source`` (the runtime's is static)."""
-
-    source: Callable[[], TLSMaterial] | None = field(default=None, repr=False, compare=False)
-
-    def credentials(self) -> grpc.ServerCredentials:
-        assert self.source is not None
-        return _rotating_credentials(self.source, require_client_auth=True)
 
 
 def _split_names(names: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -258,8 +222,7 @@ class IdentityServer:
             documents=self.documents,
             feed=self.feed,
         )
-        material = self._mtls_material()
-        tls = _RotatingServerTLS(*material, source=self._mtls_material)
+        tls = RotatingServerTLS.following(self._mtls_material)
         server = build_server(
             [
                 Service.from_servicer(
@@ -277,7 +240,9 @@ class IdentityServer:
         self._server = server
         enroll_port = server.server.add_secure_port(
             self.settings.enroll_address,
-            _rotating_credentials(self._enroll_material, require_client_auth=False),
+            RotatingServerTLS.following(
+                self._enroll_material, require_client_auth=False
+            ).credentials(),
         )
         if enroll_port == 0:
             raise Unavailable(f"cannot bind {self.settings.enroll_address}", reason="BIND_FAILED")

@@ -19,7 +19,7 @@ from opentelemetry.trace import TracerProvider
 from trustwire.api.flow.v1 import flow_service_pb2_grpc as flow_grpc
 from trustwire.api.policy.v1 import policy_service_pb2_grpc as service_grpc
 from trustwire.errors import InvalidArgument
-from trustwire.runtime import ServerTLS, Service, ServiceServer, build_server
+from trustwire.runtime import RotatingServerTLS, Service, ServiceServer, build_server
 from trustwire.store import KeyValueStore
 
 from .api.authorization import AUTHORIZATION, FLOW_SERVICE, POLICY_SERVICE
@@ -113,7 +113,8 @@ class PolicyReplica:
                 raise InvalidArgument(
                     "tls: certificate, key and client_ca are required together", field="tls"
                 )
-            server_tls = ServerTLS.from_files(tls.certificate, tls.key, tls.client_ca)
+            # Re-read when the files change: certificates are renewed under a running replica.
+            server_tls = RotatingServerTLS.from_files(tls.certificate, tls.key, tls.client_ca)
         self._server = build_server(
             [
                 Service.from_servicer(
