@@ -20,13 +20,13 @@ import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
 from trustwire.errors import FailedPrecondition, NotFound, TrustwireError, Unavailable
-from trustwire.store import Compare, KeyValueStore, Put
+from trustwire.store import Compare, Delete, KeyValueStore, Put
 
 from .clock import Clock
 from .records import (
@@ -41,10 +41,19 @@ from .records import (
     encode,
 )
 
-__all__ = ["RevocationSnapshot", "Revocations", "TrustFeed", "TrustState"]
+__all__ = [
+    "REVOCATION_RETENTION",
+    "RevocationSnapshot",
+    "Revocations",
+    "TrustFeed",
+    "TrustState",
+]
 
 _log = logging.getLogger("trustwire.identity.revocation")
 _REVOKE_ATTEMPTS = 3
+# An entry is kept this long after its certificate expired (clock skew between verifiers, and
+# the audit trail), then deleted: an expired certificate is refused without it.
+REVOCATION_RETENTION = timedelta(days=1)
 _SHA256 = hashes.SHA256()
 
 
@@ -131,6 +140,23 @@ class Revocations:
             elif entry.key.startswith(REVOCATIONS):
                 entries.append(decode(RevocationRecord, entry.value))
         return RevocationSnapshot(tuple(entries), sequence, page.revision)
+
+    async def collect_garbage(self, *, retention: timedelta = REVOCATION_RETENTION) -> int:
+        """Delete entries whose certificate expired more than ``retention`` ago. The list's
+        sequence number (the marker) does not change: what verifiers enforce
+        (:meth:`RevocationSnapshot.unexpired`) is the same before and after. The enforcer's
+        enrollment record keeps ``revoked``, so it still cannot renew. Returns the count."""
+        cutoff = self._clock() - retention
+        snapshot = await self._store.list(REVOCATIONS)
+        deleted = 0
+        for entry in snapshot.entries:
+            if decode(RevocationRecord, entry.value).certificate_not_after >= cutoff:
+                continue
+            result = await self._store.txn(
+                [Compare(entry.key, entry.mod_revision)], [Delete(entry.key)]
+            )
+            deleted += int(result.succeeded)
+        return deleted
 
     async def is_revoked(self, serial: int) -> bool:
         return await self._store.get(REVOCATIONS + format(serial, "x")) is not None

@@ -278,6 +278,23 @@ class IdentityServer:
                 self.rotate_authority()
             except Exception:  # keep serving with the current CA; the next round retries
                 _log.exception("CA rollover failed")
+            await self.collect_garbage()
+
+    async def collect_garbage(self) -> tuple[int, int]:
+        """Delete long-expired join tokens and revocation entries (etcd must not grow with
+        every enrolment forever). Failures are logged; the next round retries."""
+        try:
+            tokens = await self.tokens.collect_garbage()
+            revocations = await self.revocations.collect_garbage()
+        except Exception:  # a maintenance round must not end the loop
+            _log.exception("garbage collection failed; the next round retries")
+            return 0, 0
+        if tokens or revocations:
+            _log.info(
+                "expired records deleted",
+                extra={"join_tokens": tokens, "revocations": revocations},
+            )
+        return tokens, revocations
 
     async def stop(self, grace: float | None = 1.0) -> None:
         for task in self._tasks:

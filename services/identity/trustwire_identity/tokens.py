@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from trustwire.errors import Conflict, InvalidArgument, Unauthenticated
-from trustwire.store import Compare, KeyValueStore, Put
+from trustwire.store import Compare, Delete, KeyValueStore, Put
 
 from .clock import Clock
 from .names import check_name
@@ -33,6 +33,7 @@ __all__ = [
     "DEFAULT_TOKEN_TTL",
     "MAX_TOKEN_TTL",
     "TOKEN_EXPIRED",
+    "TOKEN_RETENTION",
     "TOKEN_UNKNOWN",
     "TOKEN_USED",
     "TOKEN_WRONG_NODE",
@@ -42,6 +43,10 @@ __all__ = [
 
 DEFAULT_TOKEN_TTL = timedelta(hours=1)
 MAX_TOKEN_TTL = timedelta(hours=24)
+# How long a token's record outlives its expiry (audit: who used it, when), then it is deleted.
+# A deleted token is refused as TOKEN_UNKNOWN instead of TOKEN_EXPIRED/TOKEN_USED: still refused.
+TOKEN_RETENTION = timedelta(days=7)
+_GC_PAGE = 500
 
 # Reasons of the refusals (ErrorInfo.reason), not secrets.
 TOKEN_UNKNOWN = "TOKEN_UNKNOWN"  # noqa: S105
@@ -135,6 +140,27 @@ class JoinTokens:
                 metadata={"token_id": record.token_id},
             )
         return used
+
+    async def collect_garbage(self, *, retention: timedelta = TOKEN_RETENTION) -> int:
+        """Delete the records of tokens that expired more than ``retention`` ago, used or not
+        (without this the store grows by one record per enrolment forever). Each delete is
+        guarded by the record's revision, so a record changed meanwhile is left for the next
+        round. Returns how many were deleted."""
+        cutoff = self._clock() - retention
+        deleted = 0
+        start_after = ""
+        while True:
+            page = await self._store.list(JOIN_TOKENS, start_after=start_after, limit=_GC_PAGE)
+            for entry in page.entries:
+                if decode(JoinTokenRecord, entry.value).expires_at >= cutoff:
+                    continue
+                result = await self._store.txn(
+                    [Compare(entry.key, entry.mod_revision)], [Delete(entry.key)]
+                )
+                deleted += int(result.succeeded)
+            if len(page.entries) < _GC_PAGE:
+                return deleted
+            start_after = page.entries[-1].key
 
     async def _valid(self, token: str) -> tuple[JoinTokenRecord, int]:
         match = _TOKEN.fullmatch(token)
