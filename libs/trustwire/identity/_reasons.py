@@ -45,6 +45,9 @@ class ReasonCode(enum.StrEnum):
     # A certificate is unfit for its role: key usage, extended key usage, SAN, CA flags,
     # key or signature algorithm, unknown critical extension, or the wrong SPIFFE role.
     CERTIFICATE_INVALID = "CERTIFICATE_INVALID"
+    # A sealed profile names a channel session the verifier does not hold (never established,
+    # dropped, or lost in a restart). Not an expiry: the sender re-sends signed at once.
+    UNKNOWN_SESSION = "UNKNOWN_SESSION"
 
     @property
     def wire_value(self) -> int:
@@ -67,6 +70,7 @@ _WIRE: Mapping[ReasonCode, int] = {
     ReasonCode.NOT_YET_VALID: 60,
     ReasonCode.WRONG_PAYLOAD_TYPE: 61,
     ReasonCode.CERTIFICATE_INVALID: 62,
+    ReasonCode.UNKNOWN_SESSION: 63,
 }
 
 

@@ -471,7 +471,7 @@ class ProfileVerifier:
         session = self._sessions.get(session_id)
         if session is None:
             raise _error(
-                ReasonCode.EXPIRED,
+                ReasonCode.UNKNOWN_SESSION,
                 f"no session {session_id.hex()} here (expired, dropped or never established): "
                 "open a new session or sign with ECDSA",
                 metadata={"session": "unknown"},

@@ -195,6 +195,12 @@ def _decision_flow(decision: DirectionDecision | None, direction: Direction) -> 
     return FlowDecision.from_decision(decision)
 
 
+# A sealed request refused for these (without a profile: nothing was verified) means the
+# destination does not hold our session: drop it and re-send signed. EXPIRED is what
+# destinations answered before UNKNOWN_SESSION existed.
+_SESSION_GONE = frozenset({ReasonCode.UNKNOWN_SESSION.value, ReasonCode.EXPIRED.value})
+
+
 def _egress_action(decision: DirectionDecision | None) -> PolicyAction:
     """What a source tells the destination of its own egress decision."""
     if decision is None:  # a PU talking to itself: never remote, but be total
@@ -525,7 +531,7 @@ class Handshake:
             raise Refusal(HANDSHAKE_TIMEOUT, "Authorize timed out") from None
         except TrustwireError as error:
             raise Refusal(HANDSHAKE_TIMEOUT, f"Authorize failed: {error}") from None
-        if sealed and not answer.profile and answer.reason == ReasonCode.EXPIRED.value:
+        if sealed and not answer.profile and answer.reason in _SESSION_GONE:
             assert session is not None
             self.trust.verifier.drop_session(session.session_id)
             return await self._ask(channel, document, tuple_, trace_context, None, egress)
@@ -923,7 +929,7 @@ def _session_gone(result: VerifiedProfile | VerificationError | None) -> bool:
     """A sealed answer this side cannot check because it no longer holds the session."""
     return (
         isinstance(result, VerificationError)
-        and result.code is ReasonCode.EXPIRED
+        and result.code in (ReasonCode.UNKNOWN_SESSION, ReasonCode.EXPIRED)
         and result.metadata.get("session") in ("unknown", "expired")
     )
 

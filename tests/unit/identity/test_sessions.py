@@ -603,7 +603,7 @@ def test_a_profile_sealed_for_one_session_is_refused_on_another(
     # A verifier that never held session 1 (another enforcer, or after a restart).
     other = ProfileVerifier(pair.world.bundles, clock=pair.world.clock)
     error = refused(
-        ReasonCode.EXPIRED,
+        ReasonCode.UNKNOWN_SESSION,
         other.verify,
         envelope,
         TYPICAL_TUPLE,
@@ -672,7 +672,7 @@ def test_revocation_drops_the_sessions_of_the_revoked_enforcer(
     assert pair.verifier_b.sessions == ()
     assert session_b.closed
     refused(
-        ReasonCode.EXPIRED,
+        ReasonCode.UNKNOWN_SESSION,  # dropped: the sender re-sends signed and meets REVOKED
         pair.verifier_b.verify,
         envelope,
         TYPICAL_TUPLE,
