@@ -19,11 +19,12 @@ from typing import TypeVar
 from google.protobuf import timestamp_pb2
 from google.protobuf.message import DecodeError
 
-from trustwire.api.common.v1 import envelope_pb2, network_pb2, workload_pb2
+from trustwire.api.common.v1 import envelope_pb2
 from trustwire.api.enforcer.v1 import trust_profile_pb2
 from trustwire.api.identity.v1 import identity_document_pb2
 from trustwire.errors import InvalidArgument
 from trustwire.policy.model import Protocol, PuType
+from trustwire.wire_enums import PROTOCOL_FROM_PB, PROTOCOL_TO_PB, PU_TYPE_TO_PB
 
 from ._document import Attestation, IdentityDocument
 from ._envelope import SignatureAlgorithm, SignedEnvelope
@@ -62,17 +63,12 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MIN_SECONDS = -62135596800
 _MAX_SECONDS = 253402300799
 
-_PU_TYPE_TO_WIRE = {
-    PuType.POD: workload_pb2.PROCESSING_UNIT_TYPE_POD,
-    PuType.PROCESS: workload_pb2.PROCESSING_UNIT_TYPE_PROCESS,
-}
+# Identity documents exist for workloads an enforcer attests: pods and processes (external
+# networks have none), hence a subset of the shared table.
+_PU_TYPE_TO_WIRE = {t: PU_TYPE_TO_PB[t] for t in (PuType.POD, PuType.PROCESS)}
 _PU_TYPE_FROM_WIRE = {v: k for k, v in _PU_TYPE_TO_WIRE.items()}
-_PROTOCOL_TO_WIRE = {
-    Protocol.TCP: network_pb2.PROTOCOL_TCP,
-    Protocol.UDP: network_pb2.PROTOCOL_UDP,
-    Protocol.SCTP: network_pb2.PROTOCOL_SCTP,
-}
-_PROTOCOL_FROM_WIRE = {v: k for k, v in _PROTOCOL_TO_WIRE.items()}
+_PROTOCOL_TO_WIRE = PROTOCOL_TO_PB
+_PROTOCOL_FROM_WIRE = PROTOCOL_FROM_PB
 PROTOCOL_TO_WIRE: dict[Protocol, int] = {k: int(v) for k, v in _PROTOCOL_TO_WIRE.items()}
 _ALGORITHM_TO_WIRE = {
     SignatureAlgorithm.UNSPECIFIED: envelope_pb2.SIGNATURE_ALGORITHM_UNSPECIFIED,
