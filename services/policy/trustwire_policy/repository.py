@@ -119,12 +119,15 @@ class StatusUpdate:
     """What to record about one enforcer; any number of acks, nacks and connection changes
     reduce to one update (``merged``) because each field has a "latest" or "maximum" rule:
     ``acked_revision`` only grows; the nack state follows the last ack or nack (an ack clears
-    it); ``connected`` is the last value reported."""
+    it); ``connected`` is the last value reported, by ``replica``: a disconnect is recorded
+    only while the stored status still names that replica (another one may hold the
+    enforcer's stream by now)."""
 
     acked_revision: int | None = None
     nack: tuple[int, str, str] | None = None  # (last good revision, reason, message)
     clear_nack: bool = False
     connected: bool | None = None
+    replica: str = ""
 
     @staticmethod
     def ack(revision: int, error: tuple[str, str] | None = None) -> StatusUpdate:
@@ -141,6 +144,7 @@ class StatusUpdate:
             nack=later.nack if nack_decided else self.nack,
             clear_nack=later.clear_nack if nack_decided else self.clear_nack,
             connected=later.connected if later.connected is not None else self.connected,
+            replica=later.replica if later.connected is not None else self.replica,
         )
 
     def apply_to(self, status: Any, now: datetime) -> None:
@@ -156,8 +160,14 @@ class StatusUpdate:
             status.last_error.CopyFrom(
                 error_pb.ErrorDetail(reason=self.nack[1], message=self.nack[2])
             )
-        if self.connected is not None:
-            status.connected = self.connected
+        if self.connected:
+            status.connected = True
+            status.connected_replica = self.replica
+        elif self.connected is not None and (
+            not self.replica or status.connected_replica in ("", self.replica)
+        ):
+            status.connected = False
+            status.connected_replica = ""
 
 
 Clock = Callable[[], datetime]
@@ -514,9 +524,12 @@ class PolicyRepository:
         enforcer's applied policy equals the state at this revision"."""
         await self.record_statuses({enforcer_id: StatusUpdate.ack(revision, error)})
 
-    async def record_connection(self, enforcer_id: str, connected: bool) -> None:
-        """Mark whether the enforcer has an open WatchPolicy stream (any replica)."""
-        await self.record_statuses({enforcer_id: StatusUpdate(connected=connected)})
+    async def record_connection(self, enforcer_id: str, connected: bool, replica: str = "") -> None:
+        """Mark whether the enforcer has an open WatchPolicy stream on ``replica``. A
+        disconnect from a replica that no longer holds it changes nothing."""
+        await self.record_statuses(
+            {enforcer_id: StatusUpdate(connected=connected, replica=replica)}
+        )
 
     async def record_statuses(self, updates: Mapping[str, StatusUpdate]) -> None:
         """Apply ``updates`` (enforcer id -> update), up to 64 enforcers per transaction,

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import pytest
 
 from tests.support.etcd import EtcdServer
+from trustwire.api.policy.v1 import enforcer_pb2
 from trustwire.errors import Conflict, FailedPrecondition
 from trustwire.store import Compare, Delete, KeyValueStore, Put, TxnResult
 from trustwire.store.etcd import EtcdStore
@@ -122,3 +123,28 @@ async def test_compacted_revision_reloads_and_propagates(fresh_etcd: EtcdServer)
     finally:
         await mirror.stop()
         await store.close()
+
+
+async def test_a_late_disconnect_from_the_old_replica_keeps_the_enforcer_connected(
+    store: EtcdStore, keys: Keyspace
+) -> None:
+    """Failover: the enforcer's stream moved from r1 to r2, and r1 notices the end of the old
+    stream only afterwards. r1's disconnect must not mark the enforcer disconnected."""
+    async def stored() -> enforcer_pb2.EnforcerStatus:
+        # A fresh repository: nothing cached, what etcd holds.
+        entry = await store.get(keys.status("node-1"))
+        assert entry is not None
+        return enforcer_pb2.EnforcerStatus.FromString(entry.value)
+
+    r1, r2 = PolicyRepository(store, keys), PolicyRepository(store, keys)
+    await r1.record_connection("node-1", True, "r1")
+    await r2.record_connection("node-1", True, "r2")
+    await r1.record_connection("node-1", False, "r1")
+    status = await stored()
+    assert status.connected
+    assert status.connected_replica == "r2"
+
+    await r2.record_connection("node-1", False, "r2")
+    status = await stored()
+    assert not status.connected
+    assert status.connected_replica == ""

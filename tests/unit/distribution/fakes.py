@@ -69,7 +69,7 @@ class FakeRecorder:
     async def record_ack(self, enforcer_id: str, revision: int, error: AckError | None) -> None:
         self.acks.append((enforcer_id, revision, error))
 
-    async def record_connection(self, enforcer_id: str, connected: bool) -> None:
+    async def record_connection(self, enforcer_id: str, connected: bool, replica: str) -> None:
         self.connections.append((enforcer_id, connected))
 
 

@@ -105,8 +105,8 @@ class RepositoryRecorder:
             StatusUpdate.ack(revision, None if error is None else (error.reason, error.message)),
         )
 
-    async def record_connection(self, enforcer_id: str, connected: bool) -> None:
-        self._note(enforcer_id, StatusUpdate(connected=connected))
+    async def record_connection(self, enforcer_id: str, connected: bool, replica: str) -> None:
+        self._note(enforcer_id, StatusUpdate(connected=connected, replica=replica))
 
     def _note(self, enforcer_id: str, update: StatusUpdate) -> None:
         pending = self._pending.get(enforcer_id)

@@ -73,6 +73,7 @@ class AckRecorder(Protocol):
         ``apply --wait``."""
         ...
 
-    async def record_connection(self, enforcer_id: str, connected: bool) -> None:
-        """Record that a WatchPolicy stream of ``enforcer_id`` opened (True) or ended."""
+    async def record_connection(self, enforcer_id: str, connected: bool, replica: str) -> None:
+        """Record that a WatchPolicy stream of ``enforcer_id`` on ``replica`` opened (True)
+        or ended (the end counts only while that replica still holds the enforcer)."""
         ...

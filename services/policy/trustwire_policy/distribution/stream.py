@@ -176,7 +176,7 @@ class PolicyDistribution:
 
     async def _record_connection(self, enforcer_id: str, connected: bool) -> None:
         try:
-            await self._recorder.record_connection(enforcer_id, connected)
+            await self._recorder.record_connection(enforcer_id, connected, self._replica)
         except Exception:
             _log.warning("cannot record the connection of %s", enforcer_id, exc_info=True)
 

@@ -26,17 +26,17 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from trustwire.api.common.v1 import error_pb2 as trustwire_dot_api_dot_common_dot_v1_dot_error__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&trustwire/api/policy/v1/enforcer.proto\x12\x17trustwire.api.policy.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a#trustwire/api/common/v1/error.proto\"\xea\x01\n\x08\x45nforcer\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04node\x18\x02 \x01(\t\x12\x11\n\taddresses\x18\x03 \x03(\t\x12\x0f\n\x07version\x18\x04 \x01(\t\x12\x34\n\tdatapaths\x18\x05 \x03(\x0e\x32!.trustwire.api.policy.v1.Datapath\x12\x31\n\rregistered_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x37\n\x06status\x18\x07 \x01(\x0b\x32\'.trustwire.api.policy.v1.EnforcerStatus\"\x94\x02\n\x0e\x45nforcerStatus\x12\x11\n\tconnected\x18\x01 \x01(\x08\x12\x16\n\x0e\x61\x63ked_revision\x18\x02 \x01(\x03\x12,\n\x08\x61\x63ked_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fnacked_revision\x18\x04 \x01(\x03\x12\x38\n\nlast_error\x18\x05 \x01(\x0b\x32$.trustwire.api.common.v1.ErrorDetail\x12\x15\n\rlag_revisions\x18\x06 \x01(\x03\x12-\n\tlast_seen\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08pu_count\x18\x08 \x01(\r*N\n\x08\x44\x61tapath\x12\x18\n\x14\x44\x41TAPATH_UNSPECIFIED\x10\x00\x12\x12\n\x0e\x44\x41TAPATH_PROXY\x10\x01\x12\x14\n\x10\x44\x41TAPATH_NETWORK\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&trustwire/api/policy/v1/enforcer.proto\x12\x17trustwire.api.policy.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a#trustwire/api/common/v1/error.proto\"\xea\x01\n\x08\x45nforcer\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04node\x18\x02 \x01(\t\x12\x11\n\taddresses\x18\x03 \x03(\t\x12\x0f\n\x07version\x18\x04 \x01(\t\x12\x34\n\tdatapaths\x18\x05 \x03(\x0e\x32!.trustwire.api.policy.v1.Datapath\x12\x31\n\rregistered_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x37\n\x06status\x18\x07 \x01(\x0b\x32\'.trustwire.api.policy.v1.EnforcerStatus\"\xaf\x02\n\x0e\x45nforcerStatus\x12\x11\n\tconnected\x18\x01 \x01(\x08\x12\x16\n\x0e\x61\x63ked_revision\x18\x02 \x01(\x03\x12,\n\x08\x61\x63ked_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fnacked_revision\x18\x04 \x01(\x03\x12\x38\n\nlast_error\x18\x05 \x01(\x0b\x32$.trustwire.api.common.v1.ErrorDetail\x12\x15\n\rlag_revisions\x18\x06 \x01(\x03\x12-\n\tlast_seen\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08pu_count\x18\x08 \x01(\r\x12\x19\n\x11\x63onnected_replica\x18\t \x01(\t*N\n\x08\x44\x61tapath\x12\x18\n\x14\x44\x41TAPATH_UNSPECIFIED\x10\x00\x12\x12\n\x0e\x44\x41TAPATH_PROXY\x10\x01\x12\x14\n\x10\x44\x41TAPATH_NETWORK\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'trustwire.api.policy.v1.enforcer_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DATAPATH']._serialized_start=653
-  _globals['_DATAPATH']._serialized_end=731
+  _globals['_DATAPATH']._serialized_start=680
+  _globals['_DATAPATH']._serialized_end=758
   _globals['_ENFORCER']._serialized_start=138
   _globals['_ENFORCER']._serialized_end=372
   _globals['_ENFORCERSTATUS']._serialized_start=375
-  _globals['_ENFORCERSTATUS']._serialized_end=651
+  _globals['_ENFORCERSTATUS']._serialized_end=678
 # @@protoc_insertion_point(module_scope)

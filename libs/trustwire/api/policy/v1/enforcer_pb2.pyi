@@ -39,7 +39,7 @@ class Enforcer(_message.Message):
     def __init__(self, id: _Optional[str] = ..., node: _Optional[str] = ..., addresses: _Optional[_Iterable[str]] = ..., version: _Optional[str] = ..., datapaths: _Optional[_Iterable[_Union[Datapath, str]]] = ..., registered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[_Union[EnforcerStatus, _Mapping]] = ...) -> None: ...
 
 class EnforcerStatus(_message.Message):
-    __slots__ = ("connected", "acked_revision", "acked_at", "nacked_revision", "last_error", "lag_revisions", "last_seen", "pu_count")
+    __slots__ = ("connected", "acked_revision", "acked_at", "nacked_revision", "last_error", "lag_revisions", "last_seen", "pu_count", "connected_replica")
     CONNECTED_FIELD_NUMBER: _ClassVar[int]
     ACKED_REVISION_FIELD_NUMBER: _ClassVar[int]
     ACKED_AT_FIELD_NUMBER: _ClassVar[int]
@@ -48,6 +48,7 @@ class EnforcerStatus(_message.Message):
     LAG_REVISIONS_FIELD_NUMBER: _ClassVar[int]
     LAST_SEEN_FIELD_NUMBER: _ClassVar[int]
     PU_COUNT_FIELD_NUMBER: _ClassVar[int]
+    CONNECTED_REPLICA_FIELD_NUMBER: _ClassVar[int]
     connected: bool
     acked_revision: int
     acked_at: _timestamp_pb2.Timestamp
@@ -56,4 +57,5 @@ class EnforcerStatus(_message.Message):
     lag_revisions: int
     last_seen: _timestamp_pb2.Timestamp
     pu_count: int
-    def __init__(self, connected: _Optional[bool] = ..., acked_revision: _Optional[int] = ..., acked_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., nacked_revision: _Optional[int] = ..., last_error: _Optional[_Union[_error_pb2.ErrorDetail, _Mapping]] = ..., lag_revisions: _Optional[int] = ..., last_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., pu_count: _Optional[int] = ...) -> None: ...
+    connected_replica: str
+    def __init__(self, connected: _Optional[bool] = ..., acked_revision: _Optional[int] = ..., acked_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., nacked_revision: _Optional[int] = ..., last_error: _Optional[_Union[_error_pb2.ErrorDetail, _Mapping]] = ..., lag_revisions: _Optional[int] = ..., last_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., pu_count: _Optional[int] = ..., connected_replica: _Optional[str] = ...) -> None: ...
