@@ -146,8 +146,6 @@ class LocalDeployment:
                 "TRUSTWIRE_IDENTITY_LISTEN_ADDRESS": self.identity_address,
                 "TRUSTWIRE_IDENTITY_ENROLL_ADDRESS": self.enroll_address,
                 "TRUSTWIRE_IDENTITY_ETCD_ENDPOINTS": self.etcd_endpoint,
-                # Policy replicas do not renew their certificate yet: give them a day.
-                "TRUSTWIRE_IDENTITY_CERTIFICATE_TTL_SECONDS": "86400",
             }
         )
         child = self._spawn("identity", [sys.executable, "-m", "trustwire_identity"], env)
@@ -187,6 +185,10 @@ class LocalDeployment:
                     "TRUSTWIRE_POLICY_TLS__CERTIFICATE": str(tls.certificate),
                     "TRUSTWIRE_POLICY_TLS__KEY": str(tls.key),
                     "TRUSTWIRE_POLICY_TLS__CLIENT_CA": str(tls.bundle),
+                    # The replica renews its certificate there (at half life) and rewrites the
+                    # three files above, which its server re-reads on the next connection.
+                    "TRUSTWIRE_POLICY_IDENTITY__ADDRESS": self.identity_address,
+                    "TRUSTWIRE_POLICY_IDENTITY__SERVER_NAME": SERVER_NAME,
                     "TRUSTWIRE_POLICY_ETCD__ENDPOINTS": self.etcd_endpoint,
                     "TRUSTWIRE_POLICY_FLOWS__PATH": str(directory / "flows.sqlite"),
                 }

@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Any, Final, TypeAlias, TypeVar, cast
 
 import grpc
 import grpc.aio
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from google.protobuf.descriptor import ServiceDescriptor
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
@@ -166,10 +168,24 @@ class _FileMaterial:
         if self._material is not None and (stamp is None or stamp == self._stamp):
             return self._material
         chain, key, client_ca = (path.read_bytes() for path in self._paths)
-        if self._material is not None and not all((chain, key, client_ca)):
-            return self._material  # caught mid-rewrite: keep what worked
+        if self._material is not None and not _consistent(chain, key, client_ca):
+            # Caught between two renames of a rewrite (new chain, old key): keep what worked;
+            # the next handshake reads again.
+            return self._material
         self._stamp, self._material = stamp, (chain, key, client_ca)
         return self._material
+
+
+def _consistent(chain: bytes, key: bytes, client_ca: bytes) -> bool:
+    """All three present, and the key is the leaf certificate's."""
+    if not (chain and key and client_ca):
+        return False
+    try:
+        leaf = x509.load_pem_x509_certificate(chain)
+        private = serialization.load_pem_private_key(key, password=None)
+    except ValueError:
+        return False
+    return bool(private.public_key() == leaf.public_key())
 
 
 @dataclass(frozen=True)

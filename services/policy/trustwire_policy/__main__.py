@@ -7,14 +7,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import signal
+import sys
 from pathlib import Path
 
+from trustwire.errors import TrustwireError
 from trustwire.runtime import configure_logging, configure_telemetry
 from trustwire.store.etcd import EtcdStore
 
 from .server import PolicyReplica
 from .settings import load
+
+_log = logging.getLogger("trustwire.policy")
 
 
 async def _run(config: Path | None) -> None:
@@ -26,7 +31,17 @@ async def _run(config: Path | None) -> None:
     replica = PolicyReplica(
         settings, store, tracer_provider=telemetry.tracer_provider, close_store=True
     )
-    await replica.start()
+    try:
+        await replica.start()
+    except TrustwireError as error:
+        # A configuration problem (e.g. an expired certificate file): one log line naming it,
+        # which is what `trustwire up` and an operator read, rather than a traceback.
+        _log.error(
+            f"cannot start: {error.message}", extra={"reason": error.reason, **error.metadata}
+        )
+        await replica.stop(grace=0)
+        telemetry.shutdown()
+        sys.exit(1)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

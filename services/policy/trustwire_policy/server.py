@@ -1,5 +1,8 @@
 """One policy replica: etcd store, repository, state mirror, servicer and gRPC server.
 
+With ``tls`` and ``identity.address`` set, the replica renews its own certificate
+(``credential.py``): the renewed files are what the server presents on new connections.
+
 Health: the overall status and ``PolicyService`` are ``NOT_SERVING`` until the state mirror has
 loaded the state once (a replica without state would answer explain with nothing); the gRPC
 server itself accepts calls from the start (writes need only etcd).
@@ -11,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 
 from opentelemetry.trace import TracerProvider
@@ -26,6 +29,7 @@ from .api.authorization import AUTHORIZATION, FLOW_SERVICE, POLICY_SERVICE
 from .api.flow_service import FlowServicer, FlowWatchers
 from .api.service import PolicyDistribution, PolicyServicer
 from .codec import Keyspace
+from .credential import CertificateFiles, CertificateRenewal
 from .flowstore import FlowStore
 from .repository import PolicyRepository
 from .settings import PolicySettings
@@ -94,6 +98,7 @@ class PolicyReplica:
         self._close_store = close_store
         self._server: ServiceServer | None = None
         self._health_task: asyncio.Task[None] | None = None
+        self._renewal: CertificateRenewal | None = None
 
     @property
     def server(self) -> ServiceServer:
@@ -105,15 +110,34 @@ class PolicyReplica:
     def address(self) -> str:
         return self.server.address
 
+    @property
+    def renewal(self) -> CertificateRenewal | None:
+        """The renewal of this replica's certificate, when ``identity.address`` is set."""
+        return self._renewal
+
     async def start(self) -> None:
         tls = self.settings.tls
         server_tls = None
+        renewal = None
         if tls.enabled:
             if tls.key is None or tls.client_ca is None or tls.certificate is None:
                 raise InvalidArgument(
                     "tls: certificate, key and client_ca are required together", field="tls"
                 )
-            # Re-read when the files change: certificates are renewed under a running replica.
+            if self.settings.identity.enabled:
+                # Checked before anything starts: an expired or mismatching set would be
+                # served until the first caller failed, and could not be renewed anyway.
+                files = CertificateFiles(tls.certificate, tls.key, tls.client_ca)
+                identity = self.settings.identity
+                renewal = CertificateRenewal(
+                    files,
+                    files.load(datetime.now(UTC)),
+                    identity.address,
+                    server_name=identity.server_name or None,
+                    tracer_provider=self._tracer_provider,
+                )
+            # Re-read when the files change: certificates are renewed under a running replica
+            # (by ``renewal``, or by whatever manages the files).
             server_tls = RotatingServerTLS.from_files(tls.certificate, tls.key, tls.client_ca)
         self._server = build_server(
             [
@@ -132,6 +156,9 @@ class PolicyReplica:
         )
         await self.mirror.start()
         await self._server.start()
+        if renewal is not None:
+            renewal.start()
+            self._renewal = renewal
         if not self.mirror.ready:
             await self._server.set_serving("", False)
             await self._server.set_serving(POLICY_SERVICE.full_name, False)
@@ -144,6 +171,10 @@ class PolicyReplica:
         _log.info("policy state ready", extra={"revision": self.mirror.current.revision})
 
     async def stop(self, grace: float | None = 1.0) -> None:
+        if self._renewal is not None:
+            # First: no certificate files are rewritten while the replica shuts down.
+            await self._renewal.stop()
+            self._renewal = None
         if self._health_task is not None:
             self._health_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -2,7 +2,11 @@
 
 Environment examples: ``TRUSTWIRE_POLICY_LISTEN_ADDRESS=0.0.0.0:8445``,
 ``TRUSTWIRE_POLICY_ETCD__ENDPOINTS=10.0.0.1:2379,10.0.0.2:2379``,
-``TRUSTWIRE_POLICY_LIMITS__MAX_DOCUMENTS=50``. A settings file (YAML) has the same shape.
+``TRUSTWIRE_POLICY_LIMITS__MAX_DOCUMENTS=50``,
+``TRUSTWIRE_POLICY_TLS__CERTIFICATE=/var/lib/trustwire/policy/cert.pem`` (and ``__KEY``,
+``__CLIENT_CA``), ``TRUSTWIRE_POLICY_IDENTITY__ADDRESS=identity:8443`` and
+``TRUSTWIRE_POLICY_IDENTITY__SERVER_NAME=identity`` (renew the certificate of ``tls``).
+A settings file (YAML) has the same shape (``identity: {address: ...}``).
 """
 
 from __future__ import annotations
@@ -10,12 +14,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from trustwire.errors import InvalidArgument
 from trustwire.runtime import load_settings
 
 __all__ = [
     "ENV_PREFIX",
+    "ClusterSettings",
     "EtcdSettings",
     "FlowSettings",
+    "IdentityEndpoint",
     "LimitSettings",
     "PolicySettings",
     "TlsSettings",
@@ -37,6 +44,23 @@ class TlsSettings:
     @property
     def enabled(self) -> bool:
         return self.certificate is not None
+
+
+@dataclass(frozen=True)
+class IdentityEndpoint:
+    """Where this replica renews the certificate of ``tls`` (``credential.py``): the identity
+    service's mutual-TLS port. Unset: no renewal, the files are managed by something else (a
+    certificate manager rewriting them; the server picks rewritten files up on the next
+    connection)."""
+
+    # host:port of the identity service's mutual-TLS listener (not the enrolment port).
+    address: str = ""
+    # Host name the identity service's certificate is checked against when dialling an IP.
+    server_name: str = ""
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.address)
 
 
 @dataclass(frozen=True)
@@ -81,12 +105,36 @@ class FlowSettings:
 
 
 @dataclass(frozen=True)
+class ClusterSettings:
+    """How replicas find each other for cluster-wide flow queries (``replicas.py``): each one
+    registers under ``<key_root>replicas/<replica_id>`` and heartbeats; queries fan out to the
+    members whose heartbeat is fresh (docs/decisions/0013-cluster-wide-flow-queries.md)."""
+
+    # Stable for the life of the process; empty: ``<host name>-<random>`` at start.
+    replica_id: str = ""
+    # host:port peers dial for this replica's flows; empty: the bound listen address, which
+    # must then not be a wildcard (0.0.0.0, ::): peers cannot dial that.
+    advertise_address: str = ""
+    # Host name a peer's certificate is checked against when dialling its advertised address;
+    # empty: ``identity.server_name`` (service certificates share it), else the address's host.
+    peer_server_name: str = ""
+    # Seconds between heartbeats; a member is skipped once its heartbeat is older than
+    # ``stale_after`` and its key deleted (by any replica) once older than ``forget_after``.
+    heartbeat_interval: float = 5.0
+    stale_after: float = 15.0
+    forget_after: float = 600.0
+    # Deadline of a peer's part of a cluster-wide query, seconds (capped by the caller's).
+    peer_timeout: float = 5.0
+
+
+@dataclass(frozen=True)
 class PolicySettings:
     listen_address: str = "127.0.0.1:8445"
     # The trust domain of this cluster: callers of other domains are refused, PUs get it as
     # their `trust-domain` label. Empty: no check (development).
     trust_domain: str = ""
     tls: TlsSettings = field(default_factory=TlsSettings)
+    identity: IdentityEndpoint = field(default_factory=IdentityEndpoint)
     etcd: EtcdSettings = field(default_factory=EtcdSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
     flows: FlowSettings = field(default_factory=FlowSettings)
@@ -94,6 +142,24 @@ class PolicySettings:
     # Bounded exponential backoff of the state mirror while etcd is unreachable, seconds.
     reconnect_initial_backoff: float = 0.1
     reconnect_max_backoff: float = 5.0
+    # Membership for cluster-wide flow queries.
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
+
+    def __post_init__(self) -> None:
+        if self.identity.enabled and not self.tls.enabled:
+            # Renewal rewrites the tls files; without them there is nothing to renew, and a
+            # plaintext replica has no certificate to authenticate to the identity service.
+            raise InvalidArgument(
+                "identity.address (certificate renewal) needs tls.certificate, tls.key and "
+                "tls.client_ca: the replica renews the certificate it serves",
+                field="identity.address",
+            )
+        host, _, port = self.identity.address.rpartition(":")
+        if self.identity.enabled and not (host and port.isdigit()):
+            raise InvalidArgument(
+                f"identity.address {self.identity.address!r} must be host:port",
+                field="identity.address",
+            )
 
 
 def load(file: str | Path | None = None, environ: dict[str, str] | None = None) -> PolicySettings:

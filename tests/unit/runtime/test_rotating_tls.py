@@ -76,8 +76,14 @@ async def test_rewritten_files_are_served_to_new_connections(tmp_path: Path) -> 
             presented_serial, running.address, ca, client, probe
         ) == serial_of(second)
 
-        # A set caught mid-rewrite (empty key) keeps the material that worked.
+        # A set caught mid-rewrite keeps the material that worked: an empty key, then a new
+        # chain next to the old key.
         paths[1].write_bytes(b"")
+        assert await asyncio.to_thread(
+            presented_serial, running.address, ca, client, probe
+        ) == serial_of(second)
+        paths[1].write_bytes(second.private_key)
+        paths[0].write_bytes(ca.issue([SERVER_URI], server=True).certificate)
         assert await asyncio.to_thread(
             presented_serial, running.address, ca, client, probe
         ) == serial_of(second)
