@@ -3,6 +3,10 @@
 The server is found as for every live command (``--server``, ``$TRUSTWIRE_SERVER``, the
 connection file; see ``live_commands``). Exit codes: 2 for bad input, 1 when the server cannot
 be reached (naming it) or refuses.
+
+Any policy replica answers for the whole cluster. When some replicas could not be asked, the
+records shown are what the others hold and one line on stderr names the missing replicas
+(exit code still 0: a partial view of telemetry is still useful, and scripts see the warning).
 """
 
 from __future__ import annotations
@@ -149,6 +153,7 @@ def run_flows(args: argparse.Namespace) -> int:
         )
         stub = flow_grpc.FlowServiceStub(channel)
         messages: list[Any] = []
+        unreachable: set[str] = set()
         token = ""
         while len(messages) < args.limit:
             response = await stub.QueryFlows(
@@ -163,10 +168,17 @@ def run_flows(args: argparse.Namespace) -> int:
                 timeout=CALL_TIMEOUT_S,
             )
             messages.extend(response.records)
+            unreachable.update(response.unreachable_replicas)
             token = response.page.next_page_token
             if not token:
                 break
         messages = messages[: args.limit]
+        if unreachable:
+            print(
+                "warning: policy replicas not reached, their flows are missing: "
+                + ", ".join(sorted(unreachable)),
+                file=sys.stderr,
+            )
         if args.output == "json":
             json.dump([json_format.MessageToDict(m) for m in messages], sys.stdout, indent=2)
             sys.stdout.write("\n")

@@ -54,6 +54,7 @@ from trustwire.policy import (
 )
 from trustwire.policy.simulation import ProbeResult, parse_port, parse_probe
 from trustwire.runtime import ClientTLS, create_channel
+from trustwire_policy.api.apply_errors import register_apply_errors
 from trustwire_policy.codec import resource_to_document
 
 from . import policy_commands
@@ -130,6 +131,10 @@ def resolve_target(flag: str | None, environ: dict[str, str] | None = None) -> T
 
 
 def _call(target: Target, work: Callable[[Any], Awaitable[_T]]) -> _T:
+    # A rejected Apply then raises one DocumentError listing every problem the server found
+    # (main prints each), not just the first.
+    register_apply_errors()
+
     async def run() -> _T:
         async with create_channel(target.address, target.tls) as channel:
             try:

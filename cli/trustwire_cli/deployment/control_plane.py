@@ -24,6 +24,7 @@ from trustwire.api.identity.v1 import (
     identity_service_pb2_grpc,
 )
 from trustwire.api.policy.v1 import policy_service_pb2, policy_service_pb2_grpc
+from trustwire.errors import Unavailable
 from trustwire.flows import FlowRecord, record_from_proto
 from trustwire.runtime import ClientTLS, create_channel
 from trustwire_enforcer.local_api import LocalApiClient
@@ -109,25 +110,47 @@ class Admin:
         return wanted <= acked
 
     async def flows(self, policy_addresses: Sequence[str]) -> list[FlowRecord]:
-        """Every flow record of the last hour, from every replica: each replica stores what
-        the enforcers connected to it reported (docs/flows.md), so one replica is not enough."""
-        records: list[FlowRecord] = []
+        """Every flow record of the last hour in the cluster. Any replica answers for all of
+        them (docs/flows.md); another address is asked only when one cannot be reached or
+        could not reach every peer (then the fullest answer wins: callers poll until the
+        records they wait for are there)."""
+        best: list[FlowRecord] | None = None
+        last: Unavailable | None = None
         for address in policy_addresses:
-            async with create_channel(address, self.tls) as channel:
-                stub = flow_service_pb2_grpc.FlowServiceStub(channel)
-                token = ""
-                while True:
-                    response = await stub.QueryFlows(
-                        flow_service_pb2.QueryFlowsRequest(
-                            page=pagination_pb2.PageRequest(page_size=1000, page_token=token)
-                        ),
-                        timeout=CALL_TIMEOUT_S,
-                    )
-                    records.extend(record_from_proto(r) for r in response.records)
-                    token = response.page.next_page_token
-                    if not token:
-                        break
-        return records
+            try:
+                records, complete = await self._cluster_flows(address)
+            except Unavailable as error:
+                last = error
+                continue
+            if complete:
+                return records
+            if best is None or len(records) > len(best):
+                best = records
+        if best is not None:
+            return best
+        raise last or Unavailable("no policy replica address")
+
+    async def _cluster_flows(self, address: str) -> tuple[list[FlowRecord], bool]:
+        """The cluster-wide listing as ``address`` answers it, and whether it reached every
+        replica."""
+        records: list[FlowRecord] = []
+        complete = True
+        async with create_channel(address, self.tls) as channel:
+            stub = flow_service_pb2_grpc.FlowServiceStub(channel)
+            token = ""
+            while True:
+                response = await stub.QueryFlows(
+                    flow_service_pb2.QueryFlowsRequest(
+                        page=pagination_pb2.PageRequest(page_size=1000, page_token=token)
+                    ),
+                    timeout=CALL_TIMEOUT_S,
+                )
+                complete = complete and not response.unreachable_replicas
+                records.extend(record_from_proto(r) for r in response.records)
+                token = response.page.next_page_token
+                if not token:
+                    break
+        return records, complete
 
 
 class ServiceCredential:

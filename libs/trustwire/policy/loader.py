@@ -4,10 +4,21 @@ Kinds: ``v1 Namespace``, ``v1 Pod``, ``v1 List``, ``networking.k8s.io/v1 Network
 the API server's validation and defaulting), and ``trustwire.io/v1`` ``NetworkAccessPolicy``,
 ``ExternalNetwork``, ``ProcessingUnit`` and ``Tier``.
 
-Every problem raises :class:`trustwire.errors.DocumentError` naming the source, the document
+Every problem is a :class:`trustwire.errors.DocumentError` naming the source, the document
 (1-based, in file order) and the field path, e.g.
 ``policies.yaml: document 2 (NetworkPolicy x/deny): spec.ingress[0].from[1].ipBlock.except[0]:
-must be a strict subset of cidr 10.0.0.0/16``. Loading is all-or-nothing.
+must be a strict subset of cidr 10.0.0.0/16``. Loading is all-or-nothing, and reports every
+problem at once (one ``DocumentError``, :meth:`~trustwire.errors.DocumentError.combine`, with
+each in ``errors``, in document order):
+
+- every document is parsed; inside one document parsing stops at its first problem, since
+  later fields are read in the light of earlier ones (the kind, the tier, the operator);
+- a YAML syntax error ends its document only: checking resumes at the next ``---`` line, and
+  later documents keep their numbers;
+- duplicates are checked among the documents that parsed (a duplicate is one whatever the
+  rest); references between documents (:func:`build_cluster`: a policy's tier) only once every
+  document parsed, since a broken document may be the one that defines the referent;
+- at most :data:`MAX_PROBLEMS` are kept; the rest are counted (``omitted``).
 """
 
 from __future__ import annotations
@@ -54,6 +65,7 @@ from .model import (
 
 __all__ = [
     "DEFAULT_ACTION_ANNOTATION",
+    "MAX_PROBLEMS",
     "Document",
     "load_cluster",
     "parse_documents",
@@ -63,6 +75,10 @@ __all__ = [
 DEFAULT_ACTION_ANNOTATION = "trustwire.io/default-action"
 TRUSTWIRE_API = "trustwire.io/v1"
 YAML_SUFFIXES = (".yaml", ".yml", ".json")
+
+MAX_PROBLEMS = 100
+"""Problems kept in one error; more are only counted. Enough to fix a file in one go, and a
+bound on what a huge bad input can make us hold and send."""
 
 Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -87,41 +103,94 @@ class Document:
 
 
 class _Ctx:
-    """Where we are: names the source, document and a short description in every error."""
+    """Where we are: names the source, document and the object in every error."""
 
     def __init__(self, source: str, index: int) -> None:
         self.source = source
         self.index = index
-        self.what = ""
+        self.kind = ""
+        self.namespace = ""
+        self.name = ""
+
+    def named(self, kind: str, namespace: str | None, name: str) -> None:
+        """The document's object is known from here on: errors name it."""
+        self.kind, self.namespace, self.name = kind, namespace or "", name
 
     def fail(self, field: str, problem: str) -> NoReturn:
         raise DocumentError(
-            problem, source=self.source, index=self.index, field=field, what=self.what
+            problem,
+            source=self.source,
+            index=self.index,
+            field=field,
+            kind=self.kind,
+            namespace=self.namespace,
+            name=self.name,
         )
+
+
+class _Problems:
+    """Problems found so far: the first ``limit`` kept, each with its place in the input so
+    that they are reported in document order; the rest only counted."""
+
+    def __init__(self, limit: int = MAX_PROBLEMS) -> None:
+        self.limit = limit
+        self._kept: list[tuple[tuple[int, int], int, DocumentError]] = []
+        self._omitted = 0
+        self._documents: set[tuple[str, int | None]] = set()
+
+    def __bool__(self) -> bool:
+        return bool(self._kept)
+
+    def add(self, error: DocumentError, order: tuple[int, int] = (0, 0)) -> None:
+        """``order`` is (source position, document index): the sort key of the report."""
+        for problem in error.errors:
+            self._documents.add((problem.source, problem.index))
+            if len(self._kept) < self.limit:
+                self._kept.append((order, len(self._kept), problem))
+            else:
+                self._omitted += 1
+        self._omitted += error.omitted
+
+    def raise_if_any(self) -> None:
+        if self._kept:
+            raise DocumentError.combine(
+                [problem for _, _, problem in sorted(self._kept, key=lambda k: k[:2])],
+                omitted=self._omitted,
+                documents=len(self._documents),
+            )
 
 
 # --------------------------------------------------------------------------- reading sources
 
 
 def read_sources(paths: Sequence[str], stdin: Any = None) -> list[tuple[str, str]]:
-    """Read files, directories (recursively, *.yaml/*.yml/*.json, sorted) and ``-`` (stdin)."""
+    """Read files, directories (recursively, *.yaml/*.yml/*.json, sorted) and ``-`` (stdin).
+
+    Every path is tried; all that cannot be read are reported together."""
     sources: list[tuple[str, str]] = []
-    for path in paths:
-        if path == "-":
-            stream = stdin if stdin is not None else sys.stdin
-            sources.append(("<stdin>", stream.read()))
-            continue
-        p = Path(path)
-        if p.is_dir():
-            files = sorted(
-                f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in YAML_SUFFIXES
-            )
-            if not files:
-                raise DocumentError("directory contains no .yaml, .yml or .json file", source=path)
-            for f in files:
-                sources.append((str(f), _read(str(f))))
-        else:
-            sources.append((path, _read(path)))
+    problems = _Problems()
+    for position, path in enumerate(paths):
+        try:
+            if path == "-":
+                stream = stdin if stdin is not None else sys.stdin
+                sources.append(("<stdin>", stream.read()))
+                continue
+            p = Path(path)
+            if p.is_dir():
+                files = sorted(
+                    f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in YAML_SUFFIXES
+                )
+                if not files:
+                    raise DocumentError(
+                        "directory contains no .yaml, .yml or .json file", source=path
+                    )
+                for f in files:
+                    sources.append((str(f), _read(str(f))))
+            else:
+                sources.append((path, _read(path)))
+        except DocumentError as error:
+            problems.add(error, (position, 0))
+    problems.raise_if_any()
     return sources
 
 
@@ -138,33 +207,103 @@ def _read(path: str) -> str:
 
 
 def _yaml_documents(source: str, text: str) -> Iterator[tuple[int, Any]]:
+    """``(document number, parsed value or the DocumentError of its YAML)`` for each document.
+
+    The stream is parsed as one (exactly PyYAML's view of it). After a syntax error the rest is
+    parsed a document at a time from the next ``---`` line: YAML forbids ``---`` at the start of
+    a line inside any scalar, so such a line always starts a document. Resuming is skipped when
+    that split does not agree with PyYAML on the documents before the error; then the error is
+    the stream's last problem, as without resuming.
+    """
     index = 0
+    failure: yaml.YAMLError | None = None
     try:
         for raw in yaml.load_all(text, Loader=Loader):
             index += 1
             yield index, raw
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc)
-        where = f"line {mark.line + 1} column {mark.column + 1}: " if mark is not None else ""
-        raise DocumentError(
-            f"{where}invalid YAML: {problem}", source=source, index=index + 1
-        ) from None
+        failure = exc
+    if failure is None:
+        return
+    yield index + 1, _yaml_problem(source, index + 1, failure, 0)
+    chunks = _split_documents(text)
+    if len(chunks) <= index + 1 or not all(_one_document(chunk) for _, chunk in chunks[:index]):
+        return
+    for number, (first_line, chunk) in enumerate(chunks[index + 1 :], start=index + 2):
+        try:
+            raws = list(yaml.load_all(chunk, Loader=Loader))
+        except yaml.YAMLError as exc:
+            yield number, _yaml_problem(source, number, exc, first_line)
+            continue
+        if len(raws) != 1:
+            return  # the split is off after all: later numbers could be wrong, so stop here
+        yield number, raws[0]
+
+
+def _yaml_problem(source: str, index: int, exc: yaml.YAMLError, line_offset: int) -> DocumentError:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    where = (
+        f"line {mark.line + 1 + line_offset} column {mark.column + 1}: " if mark is not None else ""
+    )
+    return DocumentError(f"{where}invalid YAML: {problem}", source=source, index=index)
+
+
+_DOCUMENT_START = re.compile(r"---(?:[ \t]|$)")
+
+
+def _split_documents(text: str) -> list[tuple[int, str]]:
+    """``(first line, text)`` of each document: a ``---`` or ``%`` directive line at column 0
+    starts the next one, once the current one has begun (a marker or content). Leading
+    comments and directives thus stay with the document they precede."""
+    chunks: list[tuple[int, list[str]]] = [(0, [])]
+    begun = False
+    for number, line in enumerate(text.splitlines(keepends=True)):
+        marker = _DOCUMENT_START.match(line) is not None
+        directive = line.startswith("%")
+        if (marker or directive) and begun:
+            chunks.append((number, []))
+            begun = False
+        chunks[-1][1].append(line)
+        stripped = line.strip()
+        if marker or (stripped and not stripped.startswith("#") and not directive):
+            begun = True
+    return [(first, "".join(lines)) for first, lines in chunks if lines]
+
+
+def _one_document(text: str) -> bool:
+    try:
+        return len(list(yaml.load_all(text, Loader=Loader))) == 1
+    except yaml.YAMLError:
+        return False
 
 
 # --------------------------------------------------------------------------- parsing
 
 
 def parse_documents(sources: Iterable[tuple[str, str]]) -> list[Document]:
-    """Parse and validate every document of every source; nothing is partially returned."""
+    """Parse and validate every document of every source; nothing is partially returned.
+
+    Raises one :class:`DocumentError` with every problem found (see the module docstring)."""
     documents: list[Document] = []
-    for source, text in sources:
+    problems = _Problems()
+    positions: dict[str, int] = {}
+    for position, (source, text) in enumerate(sources):
+        positions.setdefault(source, position)
         for index, raw in _yaml_documents(source, text):
+            if isinstance(raw, DocumentError):
+                problems.add(raw, (position, index))
+                continue
             if raw is None:
                 continue  # an empty document (a stray `---`)
             ctx = _Ctx(source, index)
-            documents.extend(_parse_object(ctx, raw, ""))
-    _reject_duplicates(documents)
+            try:
+                documents.extend(_parse_object(ctx, raw, ""))
+            except DocumentError as error:
+                problems.add(error, (position, index))
+    for duplicate, doc in _duplicates(documents):
+        problems.add(duplicate, (positions[doc.source], doc.index))
+    problems.raise_if_any()
     return documents
 
 
@@ -178,6 +317,7 @@ def _parse_object(ctx: _Ctx, raw: Any, path: str) -> list[Document]:
         ctx.fail(f"{prefix}apiVersion", "required")
     if not isinstance(kind, str) or not kind:
         ctx.fail(f"{prefix}kind", "required")
+    ctx.kind = kind  # for the structured error (ApplyErrors.kind) even before a name is read
     if (api_version, kind) == ("v1", "List"):
         items = _list(ctx, raw.get("items", []), f"{prefix}items")
         out: list[Document] = []
@@ -192,20 +332,25 @@ def _parse_object(ctx: _Ctx, raw: Any, path: str) -> list[Document]:
     return [Document(kind=kind, key=key, obj=obj, source=ctx.source, index=ctx.index)]
 
 
-def _reject_duplicates(documents: Sequence[Document]) -> None:
+def _duplicates(documents: Sequence[Document]) -> Iterator[tuple[DocumentError, Document]]:
+    """Each repeat of an object, naming where it was first defined."""
     # Keyed by the domain type: a Pod and a ProcessingUnit of one name are one workload.
     seen: dict[tuple[type, str], Document] = {}
     for doc in documents:
-        first = seen.get((type(doc.obj), doc.key))
-        if first is not None:
-            raise DocumentError(
+        first = seen.setdefault((type(doc.obj), doc.key), doc)
+        if first is not doc:
+            namespace, _, name = doc.key.rpartition("/")
+            error = DocumentError(
                 f"duplicate {doc.kind} {doc.key}: {first.kind} {first.key} is already defined "
                 f"in {first.source} document {first.index}",
                 source=doc.source,
                 index=doc.index,
                 field="metadata.name",
+                kind=doc.kind,
+                namespace=namespace,
+                name=name,
             )
-        seen[(type(doc.obj), doc.key)] = doc
+            yield error, doc
 
 
 # ----------------------------------------------------------------- field readers with paths
@@ -425,7 +570,7 @@ def _metadata(ctx: _Ctx, raw: dict[str, Any], prefix: str) -> dict[str, Any]:
 def _parse_namespace(ctx: _Ctx, raw: dict[str, Any], prefix: str) -> tuple[Namespace, str]:
     meta = _metadata(ctx, raw, prefix)
     name = _namespace_name(ctx, meta.get("name"), f"{prefix}metadata.name")
-    ctx.what = f"Namespace {name}"
+    ctx.named("Namespace", None, name)
     labels = _labels(ctx, meta.get("labels"), f"{prefix}metadata.labels")
     annotations = _mapping(ctx, meta.get("annotations"), f"{prefix}metadata.annotations")
     default = Action.ALLOW
@@ -444,7 +589,7 @@ def _parse_pod(ctx: _Ctx, raw: dict[str, Any], prefix: str) -> tuple[Workload, s
     namespace = _namespace_name(
         ctx, meta.get("namespace", "default"), f"{prefix}metadata.namespace"
     )
-    ctx.what = f"Pod {namespace}/{name}"
+    ctx.named("Pod", namespace, name)
     labels = _labels(ctx, meta.get("labels"), f"{prefix}metadata.labels")
     spec = _mapping(ctx, raw.get("spec"), f"{prefix}spec")
     ports: list[ContainerPort] = []
@@ -504,7 +649,7 @@ def _parse_network_policy(
     namespace = _namespace_name(
         ctx, meta.get("namespace", "default"), f"{prefix}metadata.namespace"
     )
-    ctx.what = f"NetworkPolicy {namespace}/{name}"
+    ctx.named("NetworkPolicy", namespace, name)
     _known_fields(
         ctx, raw, prefix.rstrip("."), ("apiVersion", "kind", "metadata", "spec", "status")
     )
@@ -622,7 +767,7 @@ def _tw_metadata(
         namespace = _namespace_name(ctx, meta.get("namespace"), f"{prefix}metadata.namespace")
     elif namespaced is True:
         namespace = "default"
-    ctx.what = f"{kind} {namespace}/{name}" if namespace else f"{kind} {name}"
+    ctx.named(kind, namespace, name)
     _known_fields(ctx, raw, prefix.rstrip("."), ("apiVersion", "kind", "metadata", "spec"))
     labels = _labels(ctx, meta.get("labels"), f"{prefix}metadata.labels")
     return name, namespace, labels
@@ -813,16 +958,22 @@ def build_cluster(
             externals.append(obj)
         elif isinstance(obj, Tier):
             tiers[obj.name] = obj
-    for policy, doc in access:
+    problems = _Problems()
+    for policy, doc in access:  # in document order
         if policy.tier not in tiers:
             known = ", ".join(t.name for t in sorted(tiers.values(), key=lambda t: t.order))
-            raise DocumentError(
-                f"unknown tier {policy.tier!r} (known: {known})",
-                source=doc.source,
-                index=doc.index,
-                field="spec.tier",
-                what=f"NetworkAccessPolicy {policy.key}",
+            problems.add(
+                DocumentError(
+                    f"unknown tier {policy.tier!r} (known: {known})",
+                    source=doc.source,
+                    index=doc.index,
+                    field="spec.tier",
+                    kind="NetworkAccessPolicy",
+                    namespace=policy.namespace or "",
+                    name=policy.name,
+                )
             )
+    problems.raise_if_any()
     # Namespaces that pods use but no document declares exist implicitly, with default labels.
     for w in workloads:
         namespaces.setdefault(w.namespace, Namespace.make(w.namespace))

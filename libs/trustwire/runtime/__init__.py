@@ -42,9 +42,12 @@ from trustwire.runtime._caller import Caller, Role, parse_spiffe_id
 from trustwire.runtime._channel import ClientTLS, create_channel
 from trustwire.runtime._errors import (
     ERROR_DOMAIN,
+    MAX_STATUS_BYTES,
     STATUS_BY_ERROR,
+    ErrorDetailCodec,
     ErrorInterceptor,
     error_from_rpc,
+    register_error_detail,
     status_code_for,
     translating_interceptors,
 )
@@ -66,12 +69,14 @@ __all__ = [
     "ERROR_DOMAIN",
     "HEALTH_METHODS",
     "HEALTH_SERVICE",
+    "MAX_STATUS_BYTES",
     "REFLECTION_METHODS",
     "STATUS_BY_ERROR",
     "AuthorizationInterceptor",
     "AuthorizationTable",
     "Caller",
     "ClientTLS",
+    "ErrorDetailCodec",
     "ErrorInterceptor",
     "JsonFormatter",
     "Role",
@@ -94,6 +99,7 @@ __all__ = [
     "load_settings",
     "methods_of",
     "parse_spiffe_id",
+    "register_error_detail",
     "status_code_for",
     "translating_interceptors",
 ]

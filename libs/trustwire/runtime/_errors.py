@@ -6,15 +6,24 @@ by a handler into ``context.abort(code, message)`` with a ``google.rpc.Status`` 
 
 - ``google.rpc.ErrorInfo{reason, domain="trustwire.io", metadata}``: always;
 - ``google.rpc.BadRequest{field_violations=[{field, description}]}``: for ``InvalidArgument``
-  (and ``DocumentError``) with a non-empty ``field``.
+  (and ``DocumentError``) with a non-empty ``field``;
+- whatever registered :class:`ErrorDetailCodec` s add (for example the policy service's
+  ``ApplyErrors``, listing every problem of a ``DocumentError``), within
+  :data:`MAX_STATUS_BYTES`.
 
 Any other exception becomes ``INTERNAL`` with the fixed message ``"internal error"`` and reason
 ``INTERNAL``; the traceback is logged server-side (logger ``trustwire.runtime.errors``) and
 never sent to the client.
 
 Client side, :func:`error_from_rpc` rebuilds the same ``TrustwireError`` subclass, message,
-reason, metadata and field from an ``AioRpcError``; :func:`translating_interceptors` does it
-for every unary-response and unary-request-streaming call on a channel.
+reason, metadata and field from an ``AioRpcError``, then lets each registered codec whose detail
+is present refine it; :func:`translating_interceptors` does it for every unary-response and
+unary-request-streaming call on a channel.
+
+Service-specific details are hooks (:func:`register_error_detail`), not entries here: this
+module serves every service and depends on no service's API, and a detail such as
+``policy.v1.ApplyErrors`` is part of one service's contract. The service registers its codec
+at its edge (servicer and client), both directions in one object so they cannot drift.
 
 The mapping (one place; :data:`STATUS_BY_ERROR`)::
 
@@ -44,6 +53,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol, cast
 
 import grpc
 import grpc.aio
+from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 
 from trustwire.errors import (
@@ -63,10 +73,13 @@ from trustwire.runtime._handlers import Context, guard_handler
 
 __all__ = [
     "ERROR_DOMAIN",
+    "MAX_STATUS_BYTES",
     "STATUS_BY_ERROR",
     "STATUS_DETAILS_KEY",
+    "ErrorDetailCodec",
     "ErrorInterceptor",
     "error_from_rpc",
+    "register_error_detail",
     "status_code_for",
     "translating_interceptors",
 ]
@@ -80,6 +93,12 @@ STATUS_DETAILS_KEY: Final = "grpc-status-details-bin"
 """The trailer gRPC defines for a serialized ``google.rpc.Status``."""
 
 INTERNAL_MESSAGE: Final = "internal error"
+
+MAX_STATUS_BYTES: Final = 6 * 1024
+"""Bound on the serialized ``google.rpc.Status``. It travels in the trailers, and a gRPC client
+refuses trailers over its metadata limit (8 KiB by default, ``grpc.max_metadata_size``) with
+RESOURCE_EXHAUSTED instead of the error; the rest of the 8 KiB is left to ``grpc-message`` and
+the other headers. Registered details get what the standard ones leave of it."""
 
 STATUS_BY_ERROR: Final[Mapping[type[TrustwireError], grpc.StatusCode]] = {
     TrustwireError: grpc.StatusCode.INTERNAL,
@@ -116,8 +135,45 @@ def _code_number(code: grpc.StatusCode) -> int:
     return cast(tuple[int, str], code.value)[0]
 
 
+class ErrorDetailCodec(Protocol):
+    """A status detail of one service's API, both ways (see the module docstring).
+
+    ``encode`` returns the detail for an error, or ``None`` when it has none; the serialized
+    detail must fit in ``max_bytes`` (the codec knows what it can leave out; a detail that does
+    not fit is dropped). ``decode`` returns the error refined by the received detail, keeping
+    the server's message, reason and metadata. A failing codec is logged and skipped: the
+    error itself always crosses.
+    """
+
+    @property
+    def message_type(self) -> type[Message]: ...
+
+    def encode(self, error: TrustwireError, max_bytes: int) -> Message | None: ...
+
+    def decode(self, error: TrustwireError, detail: Message) -> TrustwireError: ...
+
+
+# By full message name (what ``Any.TypeName()`` gives on the way back).
+_DETAIL_CODECS: dict[str, ErrorDetailCodec] = {}
+
+
+def register_error_detail(codec: ErrorDetailCodec) -> Callable[[], None]:
+    """Add ``codec`` for this process (idempotent: one codec per message type, the last wins).
+
+    Returns a function that removes it again (for tests)."""
+    name = codec.message_type.DESCRIPTOR.full_name
+    _DETAIL_CODECS[name] = codec
+
+    def unregister() -> None:
+        if _DETAIL_CODECS.get(name) is codec:
+            del _DETAIL_CODECS[name]
+
+    return unregister
+
+
 def status_for(error: TrustwireError) -> status_pb2.Status:
-    """The ``google.rpc.Status`` describing ``error`` (code, message, ErrorInfo, BadRequest)."""
+    """The ``google.rpc.Status`` describing ``error`` (code, message, ErrorInfo, BadRequest and
+    the details of registered codecs)."""
     code = status_code_for(error)
     status = status_pb2.Status(code=_code_number(code), message=error.message)
     info = error_details_pb2.ErrorInfo(
@@ -133,6 +189,28 @@ def status_for(error: TrustwireError) -> status_pb2.Status:
             ]
         )
         status.details.add().Pack(bad_request)
+    for codec in list(_DETAIL_CODECS.values()):
+        # An Any adds the type URL and a few bytes of framing to the detail itself.
+        type_url = f"type.googleapis.com/{codec.message_type.DESCRIPTOR.full_name}"
+        room = MAX_STATUS_BYTES - status.ByteSize() - len(type_url) - 16
+        if room <= 0:
+            break
+        try:
+            detail = codec.encode(error, room)
+        except Exception:
+            _log.exception("error detail codec %s failed to encode", type(codec).__name__)
+            continue
+        if detail is None:
+            continue
+        if detail.ByteSize() > room:
+            _log.warning(
+                "error detail %s dropped: %d bytes, room for %d",
+                codec.message_type.DESCRIPTOR.full_name,
+                detail.ByteSize(),
+                room,
+            )
+            continue
+        status.details.add().Pack(detail)
     return status
 
 
@@ -242,6 +320,7 @@ def error_from_rpc(error: grpc.aio.AioRpcError) -> TrustwireError:
     status = _details_from(carrier.trailing_metadata())
     info: error_details_pb2.ErrorInfo | None = None
     field = ""
+    refinements: list[tuple[ErrorDetailCodec, Any]] = []
     if status is not None and status.code == _code_number(code):
         message = status.message or message
         for detail in status.details:
@@ -253,9 +332,19 @@ def error_from_rpc(error: grpc.aio.AioRpcError) -> TrustwireError:
                 detail.Unpack(bad_request)
                 if bad_request.field_violations:
                     field = bad_request.field_violations[0].field
+            elif (codec := _DETAIL_CODECS.get(detail.TypeName())) is not None:
+                refinements.append((codec, detail))
     reason = info.reason if info is not None and info.reason else code.name
     metadata = dict(info.metadata) if info is not None else {}
-    return _rebuild(code, message, reason, metadata, field)
+    rebuilt = _rebuild(code, message, reason, metadata, field)
+    for codec, packed in refinements:
+        try:
+            detail_message = codec.message_type()
+            packed.Unpack(detail_message)
+            rebuilt = codec.decode(rebuilt, detail_message)
+        except Exception:
+            _log.exception("error detail codec %s failed to decode", type(codec).__name__)
+    return rebuilt
 
 
 def _rebuild(

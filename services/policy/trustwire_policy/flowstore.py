@@ -13,7 +13,13 @@ Contract:
   an opaque token bound to the filter and time range it was issued for. The indexed criteria
   (time, PU, verdict, policy) narrow the scan in SQL; :meth:`FlowFilter.matches` then decides,
   so SQL and Python can never disagree. A page may hold fewer records than asked while more
-  follow (the scan per call is bounded); only an empty token marks the end.
+  follow (the scan per call is bounded); only an empty token marks the end. Each page also
+  carries, per record, the token that resumes right after it: a replica merging its peers'
+  pages (``cluster_flows.py``) continues each store exactly where the records it used end.
+- **Retries are stored once per store**: the batch key is per store, so a batch retried to
+  another replica (an enforcer failing over after a lost answer) is stored by both. Records
+  carry their reporter and a report goes to one replica, so cluster-wide queries need no
+  deduplication except in that case (docs/flows.md).
 
 SQLite runs in WAL mode on one connection, used from worker threads (``asyncio.to_thread``)
 under a lock, so the event loop never blocks on disk.
@@ -98,6 +104,8 @@ class IngestResult:
 class FlowPage:
     flows: tuple[StoredFlow, ...]
     next_token: str
+    # Parallel to ``flows``: the page token that continues right after each one.
+    resume_tokens: tuple[str, ...] = ()
 
 
 class FlowStore:
@@ -273,19 +281,21 @@ class FlowStore:
             (*params, budget + 1),
         ).fetchall()
         out: list[StoredFlow] = []
+        resume: list[str] = []
         examined = 0
-        for row_id, _, blob in rows[:budget]:
+        for row_id, row_end, blob in rows[:budget]:
             examined += 1
             record = _decode(blob)
             if flow_filter.matches(record):
                 out.append(StoredFlow(row_id, record))
+                resume.append(cursor.after(row_end, row_id).encode())
                 if len(out) == page_size:
                     break
         token = ""
         if examined < len(rows):  # rows remain beyond the last one examined
             last_id, last_end, _ = rows[examined - 1]
-            token = _Cursor(cursor.binding, cursor.start, cursor.end, last_end, last_id).encode()
-        return FlowPage(tuple(out), token)
+            token = cursor.after(last_end, last_id).encode()
+        return FlowPage(tuple(out), token, tuple(resume))
 
     async def latest(self, flow_filter: FlowFilter, limit: int) -> list[StoredFlow]:
         """Up to ``limit`` most recent matching records of the last hour, newest first."""
@@ -355,6 +365,10 @@ class _Cursor:
     end: int
     last_end: int | None
     last_id: int | None
+
+    def after(self, window_end: int, row_id: int) -> _Cursor:
+        """The same listing, continuing after the row ``(window_end, row_id)``."""
+        return _Cursor(self.binding, self.start, self.end, window_end, row_id)
 
     def encode(self) -> str:
         raw = json.dumps(

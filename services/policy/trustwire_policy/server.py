@@ -26,11 +26,14 @@ from trustwire.runtime import RotatingServerTLS, Service, ServiceServer, build_s
 from trustwire.store import KeyValueStore
 
 from .api.authorization import AUTHORIZATION, FLOW_SERVICE, POLICY_SERVICE
+from .api.flow_peers import FlowPeerClient
 from .api.flow_service import FlowServicer, FlowWatchers
 from .api.service import PolicyDistribution, PolicyServicer
+from .cluster_flows import ClusterFlows
 from .codec import Keyspace
 from .credential import CertificateFiles, CertificateRenewal
 from .flowstore import FlowStore
+from .replicas import ReplicaMembership, advertised_address, new_replica_id
 from .repository import PolicyRepository
 from .settings import PolicySettings
 from .state import StateMirror
@@ -80,10 +83,30 @@ class PolicyReplica:
             retention=timedelta(seconds=settings.flows.retention),
             max_rows=settings.flows.max_rows,
         )
+        # Flow queries are cluster-wide: this store plus every live peer's (cluster_flows.py);
+        # membership joins at start, once the advertised address is known.
+        cluster = settings.cluster
+        tls = settings.tls
+        self.replica_id = cluster.replica_id or new_replica_id()
+        self.flow_peers = FlowPeerClient(
+            (tls.certificate, tls.key, tls.client_ca)
+            if tls.certificate and tls.key and tls.client_ca
+            else None,
+            server_name=cluster.peer_server_name or settings.identity.server_name,
+            tracer_provider=tracer_provider,
+        )
+        self.cluster_flows = ClusterFlows(
+            self.flow_store,
+            replica_id=self.replica_id,
+            peers=self.flow_peers,
+            peer_timeout=cluster.peer_timeout,
+        )
+        self.membership: ReplicaMembership | None = None
         self.flow_servicer = FlowServicer(
             self.flow_store,
             watchers=FlowWatchers(settings.flows.watch_buffer),
             limits=settings.limits,
+            cluster=self.cluster_flows,
         )
         self.servicer = PolicyServicer(
             self.repository,
@@ -92,7 +115,7 @@ class PolicyReplica:
             trust_domain=settings.trust_domain,
             # WatchPolicy is served by the distribution subsystem unless a test swaps it.
             distribution=(distribution or _default_distribution())(self.mirror, self.repository),
-            flows=self.flow_store,
+            flows=self.cluster_flows,
         )
         self._tracer_provider = tracer_provider
         self._close_store = close_store
@@ -139,6 +162,8 @@ class PolicyReplica:
             # Re-read when the files change: certificates are renewed under a running replica
             # (by ``renewal``, or by whatever manages the files).
             server_tls = RotatingServerTLS.from_files(tls.certificate, tls.key, tls.client_ca)
+        # Refused before binding: a wildcard listen address without an advertised one.
+        advertised_address(self.settings.cluster.advertise_address, self.settings.listen_address)
         self._server = build_server(
             [
                 Service.from_servicer(
@@ -159,10 +184,25 @@ class PolicyReplica:
         if renewal is not None:
             renewal.start()
             self._renewal = renewal
+        await self._join_cluster()
         if not self.mirror.ready:
             await self._server.set_serving("", False)
             await self._server.set_serving(POLICY_SERVICE.full_name, False)
             self._health_task = asyncio.create_task(self._serve_when_ready())
+
+    async def _join_cluster(self) -> None:
+        cluster = self.settings.cluster
+        self.membership = ReplicaMembership(
+            self.store,
+            self.settings.etcd.key_root,
+            replica_id=self.replica_id,
+            address=advertised_address(cluster.advertise_address, self.server.address),
+            heartbeat_interval=cluster.heartbeat_interval,
+            stale_after=cluster.stale_after,
+            forget_after=cluster.forget_after,
+        )
+        self.cluster_flows.membership = self.membership
+        await self.membership.start()
 
     async def _serve_when_ready(self) -> None:
         await self.mirror.wait_ready()
@@ -171,6 +211,10 @@ class PolicyReplica:
         _log.info("policy state ready", extra={"revision": self.mirror.current.revision})
 
     async def stop(self, grace: float | None = 1.0) -> None:
+        if self.membership is not None:
+            # First: peers stop asking a replica that is going away.
+            await self.membership.stop()
+            self.membership = None
         if self._renewal is not None:
             # First: no certificate files are rewritten while the replica shuts down.
             await self._renewal.stop()
@@ -186,6 +230,7 @@ class PolicyReplica:
         if close is not None:
             await close()
         await self.mirror.stop()
+        await self.flow_peers.close()
         await self.flow_store.close()
         if self._close_store:
             await self.store.close()

@@ -11,6 +11,7 @@ A settings file (YAML) has the same shape (``identity: {address: ...}``).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -125,6 +126,23 @@ class ClusterSettings:
     forget_after: float = 600.0
     # Deadline of a peer's part of a cluster-wide query, seconds (capped by the caller's).
     peer_timeout: float = 5.0
+
+    def __post_init__(self) -> None:
+        # Checked at load, not when the replica joins (by then it is already serving).
+        if self.replica_id and not re.fullmatch(r"[A-Za-z0-9._-]{1,128}", self.replica_id):
+            raise InvalidArgument(
+                f"cluster.replica_id: {self.replica_id!r} must be 1-128 of [A-Za-z0-9._-]",
+                field="cluster.replica_id",
+            )
+        if not 0 < self.heartbeat_interval < self.stale_after <= self.forget_after:
+            raise InvalidArgument(
+                "cluster: need 0 < heartbeat_interval < stale_after <= forget_after",
+                field="cluster.stale_after",
+            )
+        if self.peer_timeout <= 0:
+            raise InvalidArgument(
+                "cluster.peer_timeout: must be positive", field="cluster.peer_timeout"
+            )
 
 
 @dataclass(frozen=True)

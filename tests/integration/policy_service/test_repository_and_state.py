@@ -130,6 +130,7 @@ async def test_a_late_disconnect_from_the_old_replica_keeps_the_enforcer_connect
 ) -> None:
     """Failover: the enforcer's stream moved from r1 to r2, and r1 notices the end of the old
     stream only afterwards. r1's disconnect must not mark the enforcer disconnected."""
+
     async def stored() -> enforcer_pb2.EnforcerStatus:
         # A fresh repository: nothing cached, what etcd holds.
         entry = await store.get(keys.status("node-1"))

@@ -336,7 +336,9 @@ def session_section(b: Builder, doc_env: bytes) -> tuple[dict[str, Any], dict[st
             "name": "sealed-other-session-key",
             "description": "Sealed with the right key but naming another session id (the tag "
             "covers the session id).",
-            "steps": [step(seal(b.profile(doc_env, n=23), keys.initiator_key, unknown), "UNKNOWN_SESSION")],
+            "steps": [
+                step(seal(b.profile(doc_env, n=23), keys.initiator_key, unknown), "UNKNOWN_SESSION")
+            ],
         },
         {
             "name": "sealed-session-expired",

@@ -57,7 +57,8 @@ AUTHORIZATION: Final[AuthorizationTable] = authorization_table(
         method("RegisterEnforcer"): (Role.ENFORCER,),
         method("WatchPolicy"): (Role.ENFORCER,),
         # Flows: enforcers report (only their own node's: checked in the handler); people and
-        # the gateway read.
+        # the gateway read. Policy replicas fanning a query out ask each other as ``service``
+        # (their enrolled certificate), with QUERY_SCOPE_LOCAL.
         flow_method("ReportFlows"): (Role.ENFORCER,),
         flow_method("QueryFlows"): _READERS,
         flow_method("WatchFlows"): _READERS,

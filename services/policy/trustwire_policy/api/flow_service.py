@@ -12,7 +12,11 @@ Watching: each ``WatchFlows`` stream has a bounded queue. When a reader falls be
 queued records are dropped and counted; the next message carries the count in
 ``dropped_count``. A slow reader therefore never grows memory and never slows ingestion.
 The first message of a stream holds the latest matching records (possibly none): receiving it
-means the stream is live.
+means the stream is live. A watch sees only what is reported to this replica (docs/flows.md).
+
+Querying: ``QueryFlows`` answers for the whole cluster by default (``cluster_flows.py``: this
+replica's store and every live peer's, merged); ``QUERY_SCOPE_LOCAL`` answers from this
+replica's store alone, which is how replicas ask each other. ``Suggest`` reads cluster-wide.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from trustwire.api.common.v1 import pagination_pb2 as pagination_pb
 from trustwire.api.flow.v1 import flow_service_pb2 as flow_pb
@@ -42,11 +46,12 @@ from trustwire.policy.model import Action
 from trustwire.runtime import Role, current_caller
 
 from .. import codec
+from ..cluster_flows import ClusterFlows
 from ..flowstore import FlowStore, StoredFlow
 from ..settings import LimitSettings
 from ..suggest import SuggestOptions, suggest, suggestions_yaml
 
-__all__ = ["FlowServicer", "FlowWatchers", "suggest_response"]
+__all__ = ["FlowCollector", "FlowServicer", "FlowWatchers", "suggest_response"]
 
 _log = logging.getLogger("trustwire.policy.flows")
 
@@ -111,16 +116,21 @@ class FlowWatchers:
 
 
 class FlowServicer(flow_grpc.FlowServiceServicer):  # type: ignore[misc]
+    """``cluster``: how cluster-wide queries are answered; without it, a lone replica's (the
+    local store, same tokens and order)."""
+
     def __init__(
         self,
         store: FlowStore,
         *,
         watchers: FlowWatchers | None = None,
         limits: LimitSettings | None = None,
+        cluster: ClusterFlows | None = None,
     ) -> None:
         self.store = store
         self.watchers = watchers or FlowWatchers()
         self.limits = limits or LimitSettings()
+        self.cluster = cluster or ClusterFlows(store, replica_id="local")
 
     async def ReportFlows(self, request: Any, context: Any) -> Any:
         batch_id = request.batch_id
@@ -151,16 +161,35 @@ class FlowServicer(flow_grpc.FlowServiceServicer):  # type: ignore[misc]
         flow_filter = filter_from_proto(request.filter)
         start, end = _time_range(request)
         size = int(request.page.page_size) or self.limits.default_page_size
-        page = await self.store.query(
+        page_size = max(1, min(size, self.limits.max_page_size))
+        if request.scope == flow_pb.QUERY_SCOPE_LOCAL:
+            local = await self.store.query(
+                flow_filter,
+                start=start,
+                end=end,
+                page_size=page_size,
+                page_token=request.page.page_token,
+            )
+            return flow_pb.QueryFlowsResponse(
+                records=[record_to_proto(f.record) for f in local.flows],
+                page=pagination_pb.PageResponse(next_page_token=local.next_token),
+                record_page_tokens=local.resume_tokens,
+            )
+        if request.scope != flow_pb.QUERY_SCOPE_UNSPECIFIED:
+            raise InvalidArgument(f"scope: unknown value {request.scope}", field="scope")
+        page = await self.cluster.query(
             flow_filter,
             start=start,
             end=end,
-            page_size=max(1, min(size, self.limits.max_page_size)),
+            page_size=page_size,
             page_token=request.page.page_token,
+            # The caller's deadline bounds the fan-out (None: no deadline set).
+            deadline=context.time_remaining() if context is not None else None,
         )
         return flow_pb.QueryFlowsResponse(
-            records=[record_to_proto(f.record) for f in page.flows],
+            records=[record_to_proto(r) for r in page.records],
             page=pagination_pb.PageResponse(next_page_token=page.next_token),
+            unreachable_replicas=page.unreachable,
         )
 
     async def WatchFlows(self, request: Any, context: Any) -> AsyncIterator[Any]:
@@ -226,8 +255,16 @@ def _time_range(request: Any) -> tuple[datetime | None, datetime | None]:
 # ---------------------------------------------------------------------------- Suggest
 
 
-async def suggest_response(request: Any, store: FlowStore) -> Any:
-    """``PolicyService.Suggest`` over the flows this replica stores."""
+class FlowCollector(Protocol):
+    """What Suggest reads flows from: ``ClusterFlows`` (cluster-wide) or a ``FlowStore``."""
+
+    async def collect(
+        self, flow_filter: FlowFilter, *, start: datetime, end: datetime, limit: int
+    ) -> list[FlowRecord]: ...
+
+
+async def suggest_response(request: Any, store: FlowCollector) -> Any:
+    """``PolicyService.Suggest`` over the flows ``store`` holds (the cluster's, as served)."""
     end = (
         timestamp_from_proto(request.end_time)
         if request.HasField("end_time")

@@ -32,12 +32,12 @@ from trustwire.runtime import Caller, Role, current_caller
 
 from .. import codec, impact
 from ..codec import Kind
-from ..flowstore import FlowStore
 from ..manifests import parse_resources, parse_yaml
 from ..repository import ChangeType, PolicyRepository, WriteResult, filter_digest
 from ..settings import LimitSettings
 from ..state import StateMirror, StateSnapshot
 from . import convert, flow_service
+from .apply_errors import register_apply_errors
 
 __all__ = ["PolicyDistribution", "PolicyServicer"]
 
@@ -70,7 +70,7 @@ class PolicyServicer(service_grpc.PolicyServiceServicer):  # type: ignore[misc]
         limits: LimitSettings | None = None,
         trust_domain: str = "",
         distribution: PolicyDistribution | None = None,
-        flows: FlowStore | None = None,
+        flows: flow_service.FlowCollector | None = None,
     ) -> None:
         self.repository = repository
         self.flows = flows
@@ -78,6 +78,8 @@ class PolicyServicer(service_grpc.PolicyServiceServicer):  # type: ignore[misc]
         self.limits = limits or LimitSettings()
         self.trust_domain = trust_domain
         self.distribution = distribution
+        # Apply's statuses list every document problem (ApplyErrors), as the proto promises.
+        register_apply_errors()
 
     # ------------------------------------------------------------------ policy resources
 

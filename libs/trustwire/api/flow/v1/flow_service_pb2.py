@@ -31,13 +31,15 @@ from trustwire.api.common.v1 import resource_pb2 as trustwire_dot_api_dot_common
 from trustwire.api.flow.v1 import flow_record_pb2 as trustwire_dot_api_dot_flow_dot_v1_dot_flow__record__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(trustwire/api/flow/v1/flow_service.proto\x12\x15trustwire.api.flow.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a&trustwire/api/common/v1/decision.proto\x1a$trustwire/api/common/v1/labels.proto\x1a%trustwire/api/common/v1/network.proto\x1a(trustwire/api/common/v1/pagination.proto\x1a&trustwire/api/common/v1/resource.proto\x1a\'trustwire/api/flow/v1/flow_record.proto\"Z\n\x12ReportFlowsRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x32\n\x07records\x18\x02 \x03(\x0b\x32!.trustwire.api.flow.v1.FlowRecord\"@\n\x13ReportFlowsResponse\x12\x16\n\x0e\x61\x63\x63\x65pted_count\x18\x01 \x01(\r\x12\x11\n\tduplicate\x18\x02 \x01(\x08\"\xf5\x03\n\nFlowFilter\x12\x0e\n\x06pu_ids\x18\x01 \x03(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12?\n\x0fsource_selector\x18\x03 \x01(\x0b\x32&.trustwire.api.common.v1.LabelSelector\x12\x44\n\x14\x64\x65stination_selector\x18\x04 \x01(\x0b\x32&.trustwire.api.common.v1.LabelSelector\x12\x32\n\x08verdicts\x18\x05 \x03(\x0e\x32 .trustwire.api.common.v1.Verdict\x12\x34\n\x07reasons\x18\x06 \x03(\x0e\x32#.trustwire.api.common.v1.ReasonCode\x12\x34\n\x06policy\x18\x07 \x01(\x0b\x32$.trustwire.api.common.v1.ResourceRef\x12\x10\n\x08trace_id\x18\x08 \x01(\t\x12\x18\n\x10\x64\x65stination_port\x18\t \x01(\r\x12\x33\n\x08protocol\x18\n \x01(\x0e\x32!.trustwire.api.common.v1.Protocol\x12\x1c\n\x14reporter_enforcer_id\x18\x0b \x01(\t\x12\x1e\n\x16only_observed_mismatch\x18\x0c \x01(\x08\"\xd8\x01\n\x11QueryFlowsRequest\x12\x31\n\x06\x66ilter\x18\x01 \x01(\x0b\x32!.trustwire.api.flow.v1.FlowFilter\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x04page\x18\x04 \x01(\x0b\x32$.trustwire.api.common.v1.PageRequest\"}\n\x12QueryFlowsResponse\x12\x32\n\x07records\x18\x01 \x03(\x0b\x32!.trustwire.api.flow.v1.FlowRecord\x12\x33\n\x04page\x18\x02 \x01(\x0b\x32%.trustwire.api.common.v1.PageResponse\"F\n\x11WatchFlowsRequest\x12\x31\n\x06\x66ilter\x18\x01 \x01(\x0b\x32!.trustwire.api.flow.v1.FlowFilter\"_\n\x12WatchFlowsResponse\x12\x32\n\x07records\x18\x01 \x03(\x0b\x32!.trustwire.api.flow.v1.FlowRecord\x12\x15\n\rdropped_count\x18\x02 \x01(\x04\x32\xbb\x02\n\x0b\x46lowService\x12\x64\n\x0bReportFlows\x12).trustwire.api.flow.v1.ReportFlowsRequest\x1a*.trustwire.api.flow.v1.ReportFlowsResponse\x12\x61\n\nQueryFlows\x12(.trustwire.api.flow.v1.QueryFlowsRequest\x1a).trustwire.api.flow.v1.QueryFlowsResponse\x12\x63\n\nWatchFlows\x12(.trustwire.api.flow.v1.WatchFlowsRequest\x1a).trustwire.api.flow.v1.WatchFlowsResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(trustwire/api/flow/v1/flow_service.proto\x12\x15trustwire.api.flow.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a&trustwire/api/common/v1/decision.proto\x1a$trustwire/api/common/v1/labels.proto\x1a%trustwire/api/common/v1/network.proto\x1a(trustwire/api/common/v1/pagination.proto\x1a&trustwire/api/common/v1/resource.proto\x1a\'trustwire/api/flow/v1/flow_record.proto\"Z\n\x12ReportFlowsRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x32\n\x07records\x18\x02 \x03(\x0b\x32!.trustwire.api.flow.v1.FlowRecord\"@\n\x13ReportFlowsResponse\x12\x16\n\x0e\x61\x63\x63\x65pted_count\x18\x01 \x01(\r\x12\x11\n\tduplicate\x18\x02 \x01(\x08\"\xf5\x03\n\nFlowFilter\x12\x0e\n\x06pu_ids\x18\x01 \x03(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12?\n\x0fsource_selector\x18\x03 \x01(\x0b\x32&.trustwire.api.common.v1.LabelSelector\x12\x44\n\x14\x64\x65stination_selector\x18\x04 \x01(\x0b\x32&.trustwire.api.common.v1.LabelSelector\x12\x32\n\x08verdicts\x18\x05 \x03(\x0e\x32 .trustwire.api.common.v1.Verdict\x12\x34\n\x07reasons\x18\x06 \x03(\x0e\x32#.trustwire.api.common.v1.ReasonCode\x12\x34\n\x06policy\x18\x07 \x01(\x0b\x32$.trustwire.api.common.v1.ResourceRef\x12\x10\n\x08trace_id\x18\x08 \x01(\t\x12\x18\n\x10\x64\x65stination_port\x18\t \x01(\r\x12\x33\n\x08protocol\x18\n \x01(\x0e\x32!.trustwire.api.common.v1.Protocol\x12\x1c\n\x14reporter_enforcer_id\x18\x0b \x01(\t\x12\x1e\n\x16only_observed_mismatch\x18\x0c \x01(\x08\"\x8a\x02\n\x11QueryFlowsRequest\x12\x31\n\x06\x66ilter\x18\x01 \x01(\x0b\x32!.trustwire.api.flow.v1.FlowFilter\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x04page\x18\x04 \x01(\x0b\x32$.trustwire.api.common.v1.PageRequest\x12\x30\n\x05scope\x18\x05 \x01(\x0e\x32!.trustwire.api.flow.v1.QueryScope\"\xb7\x01\n\x12QueryFlowsResponse\x12\x32\n\x07records\x18\x01 \x03(\x0b\x32!.trustwire.api.flow.v1.FlowRecord\x12\x33\n\x04page\x18\x02 \x01(\x0b\x32%.trustwire.api.common.v1.PageResponse\x12\x1c\n\x14unreachable_replicas\x18\x03 \x03(\t\x12\x1a\n\x12record_page_tokens\x18\x04 \x03(\t\"F\n\x11WatchFlowsRequest\x12\x31\n\x06\x66ilter\x18\x01 \x01(\x0b\x32!.trustwire.api.flow.v1.FlowFilter\"_\n\x12WatchFlowsResponse\x12\x32\n\x07records\x18\x01 \x03(\x0b\x32!.trustwire.api.flow.v1.FlowRecord\x12\x15\n\rdropped_count\x18\x02 \x01(\x04*@\n\nQueryScope\x12\x1b\n\x17QUERY_SCOPE_UNSPECIFIED\x10\x00\x12\x15\n\x11QUERY_SCOPE_LOCAL\x10\x01\x32\xbb\x02\n\x0b\x46lowService\x12\x64\n\x0bReportFlows\x12).trustwire.api.flow.v1.ReportFlowsRequest\x1a*.trustwire.api.flow.v1.ReportFlowsResponse\x12\x61\n\nQueryFlows\x12(.trustwire.api.flow.v1.QueryFlowsRequest\x1a).trustwire.api.flow.v1.QueryFlowsResponse\x12\x63\n\nWatchFlows\x12(.trustwire.api.flow.v1.WatchFlowsRequest\x1a).trustwire.api.flow.v1.WatchFlowsResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'trustwire.api.flow.v1.flow_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_QUERYSCOPE']._serialized_start=1626
+  _globals['_QUERYSCOPE']._serialized_end=1690
   _globals['_REPORTFLOWSREQUEST']._serialized_start=340
   _globals['_REPORTFLOWSREQUEST']._serialized_end=430
   _globals['_REPORTFLOWSRESPONSE']._serialized_start=432
@@ -45,13 +47,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_FLOWFILTER']._serialized_start=499
   _globals['_FLOWFILTER']._serialized_end=1000
   _globals['_QUERYFLOWSREQUEST']._serialized_start=1003
-  _globals['_QUERYFLOWSREQUEST']._serialized_end=1219
-  _globals['_QUERYFLOWSRESPONSE']._serialized_start=1221
-  _globals['_QUERYFLOWSRESPONSE']._serialized_end=1346
-  _globals['_WATCHFLOWSREQUEST']._serialized_start=1348
-  _globals['_WATCHFLOWSREQUEST']._serialized_end=1418
-  _globals['_WATCHFLOWSRESPONSE']._serialized_start=1420
-  _globals['_WATCHFLOWSRESPONSE']._serialized_end=1515
-  _globals['_FLOWSERVICE']._serialized_start=1518
-  _globals['_FLOWSERVICE']._serialized_end=1833
+  _globals['_QUERYFLOWSREQUEST']._serialized_end=1269
+  _globals['_QUERYFLOWSRESPONSE']._serialized_start=1272
+  _globals['_QUERYFLOWSRESPONSE']._serialized_end=1455
+  _globals['_WATCHFLOWSREQUEST']._serialized_start=1457
+  _globals['_WATCHFLOWSREQUEST']._serialized_end=1527
+  _globals['_WATCHFLOWSRESPONSE']._serialized_start=1529
+  _globals['_WATCHFLOWSRESPONSE']._serialized_end=1624
+  _globals['_FLOWSERVICE']._serialized_start=1693
+  _globals['_FLOWSERVICE']._serialized_end=2008
 # @@protoc_insertion_point(module_scope)

@@ -81,8 +81,11 @@ class FlowServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def QueryFlows(self, request, context):
-        """Returns stored flow records matching a filter, newest window first, paginated. Admin and
-        viewer.
+        """Returns stored flow records matching a filter, newest window first, paginated. Each policy
+        replica stores what the enforcers connected to it report; by default the serving replica
+        answers for the whole cluster (its own store and every live peer, merged), and names the
+        replicas it could not reach. Admin, viewer and service (the gateway, and policy replicas
+        asking each other with QUERY_SCOPE_LOCAL).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -90,8 +93,8 @@ class FlowServiceServicer:
 
     def WatchFlows(self, request, context):
         """Streams flow records matching a filter as they are stored (`trustwire flows --follow`).
-        Best effort: a slow reader misses records (counted in the next response). Admin and
-        viewer.
+        Best effort: a slow reader misses records (counted in the next response). Only the records
+        reported to the serving replica (not cluster-wide, unlike QueryFlows). Admin and viewer.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
