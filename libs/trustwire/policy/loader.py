@@ -85,6 +85,7 @@ Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _PORT_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 
 # Label keys that only attestation sets but that look like a prefix-less K8s key.
@@ -444,12 +445,18 @@ def _label_key(ctx: _Ctx, key: Any, path: str) -> str:
     return key
 
 
-def _label_value(ctx: _Ctx, value: Any, path: str) -> str:
+def _label_value(ctx: _Ctx, value: Any, path: str, key: str = "") -> str:
     if isinstance(value, bool) or value is None or isinstance(value, int | float):
         # YAML turns `true`, `1` into non-strings; Kubernetes rejects them, so do we.
         ctx.fail(path, f"label values must be strings (quote {value!r})")
     if not isinstance(value, str):
         ctx.fail(path, f"expected a string, got {_type_name(value)}")
+    if key == "exe-sha256":
+        # An attested digest: 64 hex digits, one more than a Kubernetes label value may hold,
+        # so the general rule would make a process PU unselectable by its executable.
+        if not _SHA256_HEX.fullmatch(value):
+            ctx.fail(path, f"invalid exe-sha256 {value!r} (64 lowercase hex digits)")
+        return value
     if value and (len(value) > 63 or not _LABEL_NAME.match(value)):
         ctx.fail(path, f"invalid label value {value!r}")
     return value
@@ -460,7 +467,7 @@ def _labels(ctx: _Ctx, value: Any, path: str) -> Labels:
     out: dict[str, str] = {}
     for key, val in raw.items():
         k = _label_key(ctx, key, f"{path}.{key}")
-        out[k] = _label_value(ctx, val, f"{path}.{key}")
+        out[k] = _label_value(ctx, val, f"{path}.{key}", k)
     return Labels(out)
 
 
@@ -485,7 +492,7 @@ def _selector(ctx: _Ctx, value: Any, path: str) -> LabelSelector:
                 f"unknown operator {op_raw!r} (In, NotIn, Exists, DoesNotExist)",
             )
         values = [
-            _label_value(ctx, v, f"{epath}.values[{j}]")
+            _label_value(ctx, v, f"{epath}.values[{j}]", key)
             for j, v in enumerate(_list(ctx, expr.get("values"), f"{epath}.values"))
         ]
         if op in (Operator.IN, Operator.NOT_IN) and not values:

@@ -61,6 +61,9 @@ RESERVED_LABELS = frozenset(
     }
 )
 
+# Reserved labels a Workload derives from its own fields, never from ``attested``.
+_FIELD_LABELS = frozenset({"namespace", "pu-type", "trust-domain"})
+
 # Kubernetes sets this label on every namespace; selectors commonly use it.
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 
@@ -142,6 +145,12 @@ class Workload:
     # Addresses of the node the workload runs on: traffic from there is always admitted
     # (kubelet probes; Kubernetes' NetworkPolicySpec.ingress says so).
     host_ips: tuple[IPAddress, ...] = ()
+    # Reserved labels an attesting party vouched for beyond the fields above (the serving
+    # ``enforcer``; a process's ``exe-sha256`` and ``user``; ``image``,
+    # ``k8s:serviceaccount``): the same labels its identity document carries, so a selector
+    # matches the PU in the policy service's view exactly as on the wire. Only reserved keys
+    # count; the ones derived from fields (namespace, pu-type, trust-domain) are ignored here.
+    attested: Labels = field(default_factory=Labels)
 
     @property
     def key(self) -> str:
@@ -149,7 +158,13 @@ class Workload:
 
     def identity_labels(self) -> Labels:
         """The labels Trustwire selectors see: the workload's own plus the attested ones."""
-        attested = {"namespace": self.namespace, "pu-type": self.pu_type.value}
+        attested = {
+            k: v
+            for k, v in self.attested.items()
+            if k in RESERVED_LABELS and k not in _FIELD_LABELS
+        }
+        attested["namespace"] = self.namespace
+        attested["pu-type"] = self.pu_type.value
         if self.trust_domain:
             attested["trust-domain"] = self.trust_domain
         own = {k: v for k, v in self.labels.items() if k not in RESERVED_LABELS}

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from trustwire.policy import ContainerPort, Labels, PuType, Workload
-from trustwire.policy.model import IPAddress
+from trustwire.policy.model import RESERVED_LABELS, IPAddress
 
 __all__ = ["EnforcerRecord", "FailMode", "PuRecord"]
 
@@ -49,6 +49,9 @@ class PuRecord:
             ports=self.ports,
             pu_type=self.pu_type,
             trust_domain=self.trust_domain,
+            # Reserved labels of a registered PU come from its enforcer (which attested it:
+            # exe-sha256, user...) or from this service (enforcer); users cannot register.
+            attested=Labels({k: v for k, v in self.labels.items() if k in RESERVED_LABELS}),
         )
 
 

@@ -226,3 +226,30 @@ def test_combine_flattens_and_keeps_a_single_problem_as_is() -> None:
     assert (described.kind, described.namespace, described.name) == ("Pod", "ns", "web")
     with pytest.raises(ValueError, match="at least one problem"):
         DocumentError.combine([])
+
+
+def test_an_attested_executable_digest_is_a_valid_selector_value() -> None:
+    """64 hex digits: one more than a Kubernetes label value may hold, yet exactly what the
+    enforcer attests as ``exe-sha256``; anything else under that key is refused."""
+    digest = "ab" * 32
+    cluster = load_cluster(
+        [
+            (
+                "in.yaml",
+                nap(
+                    "by-binary",
+                    f"{{subject: {{matchLabels: {{exe-sha256: '{digest}'}}}}, "
+                    "object: {}, action: allow}",
+                ),
+            )
+        ]
+    )
+    assert cluster is not None
+    error = problems_of(
+        (
+            "in.yaml",
+            nap("short", "{subject: {matchLabels: {exe-sha256: abc}}, object: {}, action: allow}"),
+        )
+    )
+    assert "spec.subject.matchLabels.exe-sha256" in str(error)
+    assert "64 lowercase hex digits" in str(error)
