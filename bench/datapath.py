@@ -3,11 +3,14 @@
     sudo .venv/bin/python -m bench.datapath [--quick]
 
 One topology (two host namespaces on a veth "wire", two PU namespaces each; see
-tests/support/netns.py). Three processes so no GIL is shared across roles: this one runs the
-clients, one runs the servers in PUs b1 and b2, one runs both enforcers (ProxyDatapath for a1
-and b1 with a fixed-verdict handshake that pre-authorizes like the real one; a2 and b2 are never
-enforced). Measures, first direct (no rules installed), then through both enforcers (plain,
-then encrypt):
+tests/support/netns.py). Four processes so no GIL or event loop is shared across roles: this one
+runs the clients, one runs the servers in PUs b1 and b2, and each enforcer (ProxyDatapath for
+a1, and for b1) runs in a process of its own, as one daemon per host does in a deployment
+(``--one-process`` puts both enforcers on one loop, as this bench did before). The handshake is
+a fixed verdict on both sides: the source names the destination enforcer, the destination's
+``no_grant`` decider names the source enforcer (no Authorize round trip: this measures the
+datapath, not the handshake). a2 and b2 are never enforced. Measures, first direct (no rules
+installed), then through both enforcers (plain, then encrypt):
 
 * setup latency: connect + 1-byte echo round trip, sequential; p50/p99, and added vs direct;
 * new connections/s: 4 client threads doing connect + 1-byte echo + close;
@@ -41,10 +44,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from tests.e2e.datapath.pki import ThrowawayCa
+from tests.e2e.datapath.pki import Credential, ThrowawayCa
 from tests.support.netns import EchoServer, Topology, build_topology, connect_in, unique_prefix
 from trustwire_enforcer.datapath import (
     Action,
+    Decider,
     Direction,
     InterceptedConnection,
     PreAuthorizations,
@@ -82,36 +86,43 @@ def _servers(targets: list[tuple[str, str]], pipe: multiprocessing.connection.Co
 
 
 async def _enforcers_main(
-    pus: dict[str, tuple[str, str]], pipe: multiprocessing.connection.Connection
+    pus: dict[str, tuple[str, str]],
+    hosts: tuple[str, ...],
+    creds: dict[str, Credential],
+    peer_ips: dict[str, str],
+    pipe: multiprocessing.connection.Connection,
 ) -> None:
-    """pus: key -> (netns, ip); host of a PU = its key's first letter."""
-    ca = ThrowawayCa()
+    """Serve the PUs of ``hosts`` (key -> (netns, ip); a PU's host is its key's first letter).
+    ``peer_ips``: PU ip -> host, for every enforced PU (both processes)."""
     action = [Action.ALLOW]
-    grants = {host: PreAuthorizations() for host in ("a", "b")}
-    ids = {host: f"spiffe://td/enforcer/{host}" for host in ("a", "b")}
-    host_of_ip = {ip: key[0] for key, (_, ip) in pus.items()}
 
-    def outbound_for(host: str) -> object:
+    def outbound_for(host: str) -> Decider:
         async def outbound(conn: InterceptedConnection) -> Verdict:
             assert conn.direction is Direction.EGRESS
-            assert conn.upstream is not None
-            dest = host_of_ip.get(str(conn.five_tuple.destination_ip))
+            dest = peer_ips.get(str(conn.five_tuple.destination_ip))
             if dest is None:
                 return Verdict.reject("unknown_destination")
-            grants[dest].grant(conn.upstream, Verdict(action[0], peer_identity=ids[host]))
-            return Verdict(action[0], peer_identity=ids[dest])
+            return Verdict(action[0], peer_identity=creds[dest].spiffe_id)
 
         return outbound
 
+    async def inbound(conn: InterceptedConnection) -> Verdict:
+        # What the Authorize handler would have granted: the source enforcer as TLS peer.
+        source = peer_ips.get(str(conn.five_tuple.source_ip))
+        if source is None:
+            return Verdict.reject("unknown_source")
+        return Verdict(action[0], peer_identity=creds[source].spiffe_id)
+
     datapaths = {
         host: ProxyDatapath(
-            inbound_decider(grants[host], outbound_for(host)),  # type: ignore[arg-type]
-            tls=ca.enforcer(host).tls(),
+            inbound_decider(PreAuthorizations(), outbound_for(host), inbound),
+            tls=creds[host].tls(),
         )
-        for host in ("a", "b")
+        for host in hosts
     }
     for key, (netns, _) in pus.items():
-        await datapaths[key[0]].add_pu(key, netns)
+        if key[0] in datapaths:
+            await datapaths[key[0]].add_pu(key, netns)
     for datapath in datapaths.values():
         await datapath.prewarm(16)
     loop = asyncio.get_running_loop()
@@ -122,15 +133,20 @@ async def _enforcers_main(
             break
         action[0] = Action(command)
         pipe.send("ok")
+    stats = {host: datapath.tls_stats() for host, datapath in datapaths.items()}
     for datapath in datapaths.values():
         await datapath.close(rules="remove")
-    pipe.send("stopped")
+    pipe.send(("stopped", stats))
 
 
 def _enforcers(
-    pus: dict[str, tuple[str, str]], pipe: multiprocessing.connection.Connection
+    pus: dict[str, tuple[str, str]],
+    hosts: tuple[str, ...],
+    creds: dict[str, Credential],
+    peer_ips: dict[str, str],
+    pipe: multiprocessing.connection.Connection,
 ) -> None:
-    asyncio.run(_enforcers_main(pus, pipe))
+    asyncio.run(_enforcers_main(pus, hosts, creds, peer_ips, pipe))
 
 
 # ------------------------------------------------------------------------ clients
@@ -307,6 +323,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cps-seconds", type=float, default=3.0)
     parser.add_argument("--bulk-mb", type=int, default=1024)
     parser.add_argument("--quick", action="store_true", help="small counts (smoke run)")
+    parser.add_argument(
+        "--one-process",
+        action="store_true",
+        help="both enforcers in one process on one event loop (this bench before 2026-11-27)",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.samples, args.cps_seconds, args.bulk_mb = 200, 1.0, 128
@@ -325,21 +346,37 @@ def main(argv: list[str] | None = None) -> int:
             raise RuntimeError("servers did not start")
         direct = _measure(topo, args, "direct")
 
-        enf_pipe, enf_child = ctx.Pipe()
+        ca = ThrowawayCa()
+        creds = {host: ca.enforcer(host) for host in ("a", "b")}
         pus = {"a1": (a1.name, a1.ip), "b1": (b1.name, b1.ip)}
-        enf = ctx.Process(target=_enforcers, args=(pus, enf_child), daemon=True)
-        enf.start()
-        procs.append(enf)
-        if not enf_pipe.poll(20) or enf_pipe.recv() != "ready":
-            raise RuntimeError("enforcers did not start")
+        peer_ips = {ip: key[0] for key, (_, ip) in pus.items()}
+        groups = [("a", "b")] if args.one_process else [("a",), ("b",)]
+        enf_pipes = []
+        for hosts in groups:
+            enf_pipe, enf_child = ctx.Pipe()
+            enf = ctx.Process(
+                target=_enforcers, args=(pus, hosts, creds, peer_ips, enf_child), daemon=True
+            )
+            enf.start()
+            procs.append(enf)
+            enf_pipes.append(enf_pipe)
+        for enf_pipe in enf_pipes:
+            if not enf_pipe.poll(20) or enf_pipe.recv() != "ready":
+                raise RuntimeError("enforcers did not start")
         plain, plain_ref = _measure_paired(topo, args, "plain")
-        enf_pipe.send("encrypt")
-        if not enf_pipe.poll(5) or enf_pipe.recv() != "ok":
-            raise RuntimeError("enforcers did not switch to encrypt")
+        for enf_pipe in enf_pipes:
+            enf_pipe.send("encrypt")
+        for enf_pipe in enf_pipes:
+            if not enf_pipe.poll(5) or enf_pipe.recv() != "ok":
+                raise RuntimeError("enforcers did not switch to encrypt")
         encrypted, encrypted_ref = _measure_paired(topo, args, "encrypt")
-        enf_pipe.send("stop")
-        if enf_pipe.poll(15):
-            enf_pipe.recv()
+        for enf_pipe in enf_pipes:
+            enf_pipe.send("stop")
+        for enf_pipe in enf_pipes:
+            if enf_pipe.poll(15):
+                _, stats = enf_pipe.recv()
+                for host, tls in stats.items():
+                    print(f"enforcer {host}: TLS handshakes {tls}")
         srv_pipe.send("stop")
 
         print("\n(added / x direct: against the direct path measured alongside)")

@@ -5,6 +5,8 @@
     trustwire pu rm PU_ID
     trustwire pu list [-o table|json]
 
+(``trustwire run`` is in ``run_command.py``.)
+
 The socket is ``--socket``, else ``$TRUSTWIRE_ENFORCER_SOCKET``, else the enforcer's default
 ``/run/trustwire/enforcer.sock``.
 """
@@ -18,7 +20,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from trustwire.api.common.v1 import network_pb2
+from trustwire.api.common.v1 import network_pb2, workload_pb2
 from trustwire.api.enforcer.v1 import enforcer_local_service_pb2 as local_pb
 from trustwire.api.policy.v1 import processing_unit_pb2 as pu_pb
 from trustwire.errors import InvalidArgument
@@ -26,7 +28,7 @@ from trustwire_enforcer.local_api import LocalApiClient
 
 from .tables import table
 
-__all__ = ["register"]
+__all__ = ["client_for", "parse_labels", "parse_ports", "register", "socket_option"]
 
 SOCKET_ENV = "TRUSTWIRE_ENFORCER_SOCKET"
 DEFAULT_SOCKET = Path("/run/trustwire/enforcer.sock")
@@ -41,13 +43,6 @@ def register(sub: Any) -> None:
     pu = sub.add_parser("pu", help="PUs of this host's enforcer (local API)")
     verbs = pu.add_subparsers(dest="pu_command", metavar="VERB", parser_class=type(pu))
     verbs.required = True
-
-    def socket_option(parser: argparse.ArgumentParser) -> None:
-        parser.add_argument(
-            "--socket",
-            type=Path,
-            help=f"local API socket (default ${SOCKET_ENV} or {DEFAULT_SOCKET})",
-        )
 
     add = verbs.add_parser("add", help="enforce a network namespace (a pod) as a PU")
     add.add_argument("--netns", required=True, help="name under /run/netns, or a path")
@@ -73,12 +68,20 @@ def register(sub: Any) -> None:
     listing.set_defaults(handler=run_list)
 
 
-def _client(args: argparse.Namespace) -> LocalApiClient:
+def socket_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--socket",
+        type=Path,
+        help=f"local API socket (default ${SOCKET_ENV} or {DEFAULT_SOCKET})",
+    )
+
+
+def client_for(args: argparse.Namespace) -> LocalApiClient:
     path = args.socket or Path(os.environ.get(SOCKET_ENV) or DEFAULT_SOCKET)
     return LocalApiClient(path)
 
 
-def _labels(values: list[str]) -> dict[str, str]:
+def parse_labels(values: list[str]) -> dict[str, str]:
     labels: dict[str, str] = {}
     for value in values:
         key, sep, val = value.partition("=")
@@ -88,7 +91,7 @@ def _labels(values: list[str]) -> dict[str, str]:
     return labels
 
 
-def _ports(values: list[str]) -> list[pu_pb.NamedPort]:
+def parse_ports(values: list[str]) -> list[pu_pb.NamedPort]:
     ports = []
     for value in values:
         name, _, number = value.rpartition(":")
@@ -100,17 +103,35 @@ def _ports(values: list[str]) -> list[pu_pb.NamedPort]:
     return ports
 
 
-def _row(pu: pu_pb.ProcessingUnit, state: str, revision: int) -> dict[str, Any]:
-    return {
+_TYPES = {
+    workload_pb2.PROCESSING_UNIT_TYPE_POD: "pod",
+    workload_pb2.PROCESSING_UNIT_TYPE_PROCESS: "process",
+}
+
+
+def _row(
+    pu: pu_pb.ProcessingUnit,
+    state: str,
+    revision: int,
+    local: local_pb.LocalPu | None = None,
+) -> dict[str, Any]:
+    row = {
         "id": pu.id,
         "name": pu.name,
         "namespace": pu.namespace,
+        "type": _TYPES.get(pu.type, "unknown"),
         "ips": list(pu.ips),
         "labels": dict(sorted(pu.labels.items())),
         "fail_mode": "open" if pu.fail_mode == pu_pb.FAIL_MODE_OPEN else "closed",
         "state": state,
         "applied_revision": revision,
     }
+    if local is not None:
+        row["attested_labels"] = dict(sorted(local.attested_labels.items()))
+        if local.pid:
+            row["pid"] = local.pid
+            row["cgroup"] = local.cgroup_path
+    return row
 
 
 def _print(rows: list[dict[str, Any]], output: str) -> None:
@@ -119,11 +140,12 @@ def _print(rows: list[dict[str, Any]], output: str) -> None:
         return
     print(
         table(
-            ["ID", "NAMESPACE", "IPS", "LABELS", "FAIL MODE", "STATE"],
+            ["ID", "NAMESPACE", "TYPE", "IPS", "LABELS", "FAIL MODE", "STATE"],
             [
                 [
                     r["id"],
                     r["namespace"],
+                    r["type"],
                     ",".join(r["ips"]),
                     ",".join(f"{k}={v}" for k, v in r["labels"].items()),
                     r["fail_mode"],
@@ -142,11 +164,11 @@ def run_add(args: argparse.Namespace) -> int:
         netns_path=netns,
         name=args.name,
         namespace=args.namespace,
-        labels=_labels(args.label),
-        ports=_ports(args.port),
+        labels=parse_labels(args.label),
+        ports=parse_ports(args.port),
         fail_mode=pu_pb.FAIL_MODE_OPEN if args.fail_mode == "open" else pu_pb.FAIL_MODE_CLOSED,
     )
-    body = asyncio.run(_client(args).call("AddPu", request.SerializeToString()))
+    body = asyncio.run(client_for(args).call("AddPu", request.SerializeToString()))
     pu = local_pb.AddPuResponse.FromString(body).pu
     _print([_row(pu, "added", 0)], args.output)
     return 0
@@ -154,16 +176,16 @@ def run_add(args: argparse.Namespace) -> int:
 
 def run_rm(args: argparse.Namespace) -> int:
     request = local_pb.RemovePuRequest(pu_id=args.pu_id)
-    asyncio.run(_client(args).call("RemovePu", request.SerializeToString()))
+    asyncio.run(client_for(args).call("RemovePu", request.SerializeToString()))
     print(f"pu {args.pu_id} removed")
     return 0
 
 
 def run_list(args: argparse.Namespace) -> int:
-    body = asyncio.run(_client(args).call("ListPus", b""))
+    body = asyncio.run(client_for(args).call("ListPus", b""))
     response = local_pb.ListPusResponse.FromString(body)
     rows = [
-        _row(local.pu, _STATES.get(local.state, "unknown"), local.applied_revision)
+        _row(local.pu, _STATES.get(local.state, "unknown"), local.applied_revision, local)
         for local in response.pus
     ]
     _print(rows, args.output)

@@ -1,7 +1,9 @@
 """Entry point of the ``trustwire`` command.
 
-Exit status: 0 on success, 2 with a one-line ``trustwire: ...`` message on bad input (which
-names the file, document and field), 1 on any other failure, 130 on Ctrl-C. Other tools script
+Exit status: 0 on success, 2 on bad input, 1 on any other failure, 130 on Ctrl-C. Bad input
+prints one ``trustwire: FILE: document N (KIND NS/NAME): FIELD: PROBLEM`` line per problem
+(every problem of every document, local or reported by the server) and, when there are several,
+a summary line last (``trustwire: 3 problems in 2 documents``). Other tools script
 against this interface, so its flags and JSON fields only ever grow.
 """
 
@@ -12,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from trustwire.errors import InvalidArgument, TrustwireError
+from trustwire.errors import DocumentError, InvalidArgument, TrustwireError
 
 from . import (
     enforcer_commands,
@@ -20,6 +22,7 @@ from . import (
     identity_commands,
     live_commands,
     policy_commands,
+    run_command,
     up_commands,
 )
 
@@ -51,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     flow_commands.register(sub)
     up_commands.register(sub)
     enforcer_commands.register(sub)
+    run_command.register(sub)
     return parser
 
 
@@ -64,6 +68,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"{exc} (see 'trustwire --help')", file=sys.stderr)
         return EXIT_USAGE
+    except DocumentError as exc:
+        print_document_errors(exc)
+        return EXIT_USAGE
     except InvalidArgument as exc:
         print(f"trustwire: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -76,6 +83,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         # `trustwire simulate | head`: the reader left; that is not an error of ours.
         sys.stderr.close()
         return EXIT_OK
+
+
+def print_document_errors(error: DocumentError) -> None:
+    """Each problem on its own line; for several, the count last (a single problem prints
+    exactly its one line, as scripts have always seen it)."""
+    for problem in error.errors:
+        print(f"trustwire: {problem.message}", file=sys.stderr)
+    if error.omitted:
+        print(f"trustwire: ... and {error.omitted} more", file=sys.stderr)
+    if error.total > 1:
+        print(f"trustwire: {error.summary}", file=sys.stderr)
 
 
 if __name__ == "__main__":

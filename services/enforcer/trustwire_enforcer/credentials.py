@@ -15,7 +15,7 @@ from pathlib import Path
 
 from trustwire.errors import FailedPrecondition
 from trustwire.identity import Credential, TrustDomain
-from trustwire.runtime import ClientTLS, ServerTLS
+from trustwire.runtime import ClientTLS
 from trustwire_enforcer.datapath import TlsConfig
 from trustwire_enforcer.settings import EnforcerSettings
 from trustwire_identity.ca import certificates_to_pem, key_to_pem
@@ -58,9 +58,6 @@ class EnforcerCredential:
 
     def data_tls(self) -> TlsConfig:
         return TlsConfig.from_pem(self.chain_pem, self.key_pem, self.bundle_pem)
-
-    def server_tls(self) -> ServerTLS:
-        return ServerTLS(self.chain_pem, self.key_pem, self.bundle_pem)
 
     def client_tls(self, server_name: str | None = None) -> ClientTLS:
         return self.node.client_tls(server_name or None)

@@ -30,7 +30,7 @@ from trustwire.api.enforcer.v1 import authorization_service_pb2_grpc as authz_gr
 from trustwire.errors import TrustwireError
 from trustwire.identity import TrustBundle
 from trustwire.policy.views import EnforcerView
-from trustwire.runtime import Service, ServiceServer, build_server
+from trustwire.runtime import RotatingServerTLS, Service, ServiceServer, TLSMaterial, build_server
 from trustwire_enforcer.api.authorization import AUTHORIZATION, AUTHORIZATION_SERVICE
 from trustwire_enforcer.api.control_plane import IdentityConnection, PolicyConnection
 from trustwire_enforcer.api.convert import trust_update_from_pb
@@ -44,6 +44,7 @@ from trustwire_enforcer.credentials import (
 )
 from trustwire_enforcer.datapath import (
     ConnectionReport,
+    Direction,
     InterceptedConnection,
     PreAuthorizations,
     ProxyDatapath,
@@ -101,6 +102,9 @@ class Enforcer:
         settings.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.credential = await obtain_credential(settings)
         self.trust = TrustState(self.credential)
+        # What the enforcer channel's server presents and accepts; it follows renewals and
+        # bundle updates (a static certificate would be served until it expired).
+        self._channel_bundle_pem = self.credential.bundle_pem
         self.policy = ViewFile(settings.state_dir, self.enforcer_id).load()
         if self.policy is not None:
             self.restored_revision = self.policy.revision
@@ -168,7 +172,7 @@ class Enforcer:
                 )
             ],
             address=settings.listen_address,
-            tls=self.credential.server_tls(),
+            tls=RotatingServerTLS.following(self._channel_material),
             authorization=AUTHORIZATION,
             trust_domain=self.credential.trust_domain.name,
             tracer_provider=self._tracer_provider,
@@ -212,6 +216,7 @@ class Enforcer:
             ("policy stream", self.policy_client.stop),
             ("local API", self._local.stop if self._local else _nothing),
             ("enforcer channel", lambda: self._server.stop(0.5) if self._server else _nothing()),
+            ("process PU watches", self.pus.close),
             ("datapath", lambda: self.datapath.close(rules=rules, grace=2.0)),
             ("sessions", self.handshake.close),
             ("flows", self.flows.stop),
@@ -242,7 +247,23 @@ class Enforcer:
     # the PUs), so it calls these, which delegate.
 
     async def _decide(self, conn: InterceptedConnection) -> Verdict:
+        if conn.direction is Direction.INGRESS and not self._receives_for(conn):
+            return Verdict.reject(
+                "address_mismatch", revision=self.policy.revision if self.policy else 0
+            )
         return await self.handshake.decide(conn)
+
+    def _receives_for(self, conn: InterceptedConnection) -> bool:
+        """Process PUs share their namespace's addresses, and ``Authorize`` names the PU its
+        destination address resolves to. A connection that reached another PU's listener at
+        that address must not use a grant decided for that PU: it is refused (and the grant,
+        single-use and not its own, dropped)."""
+        policy = self.policy
+        owner = policy.local_pu_at(conn.five_tuple.destination_ip) if policy else None
+        if owner is None or owner.id == conn.pu_id:
+            return True
+        self.grants.take(conn.five_tuple)
+        return False
 
     def _on_report(self, report: ConnectionReport) -> None:
         self.handshake.on_report(report)
@@ -312,6 +333,10 @@ class Enforcer:
             async for response in updates:
                 bundle, revocations = trust_update_from_pb(response)
                 await self.trust.update(bundle, revocations)
+                if revocations is not None:
+                    # Resumable data-channel TLS sessions were authenticated before this list:
+                    # the next encrypted connection to any peer does a full handshake.
+                    self.datapath.forget_tls_sessions()
                 if bundle is not None:
                     self._bundle_changed(bundle)
 
@@ -321,6 +346,12 @@ class Enforcer:
         cred = self.trust.credential
         pem = certificates_to_pem(bundle.ca_certificates)
         self.datapath.set_tls(TlsConfig.from_pem(cred.chain_pem, cred.key_pem, pem))
+        self._channel_bundle_pem = pem
+
+    def _channel_material(self) -> TLSMaterial:
+        """The enforcer channel server's TLS material, asked by gRPC on every handshake."""
+        cred = self.trust.credential
+        return cred.chain_pem, cred.key_pem, self._channel_bundle_pem
 
     async def _renew(self) -> None:
         rotator = CredentialRotator(
@@ -333,13 +364,13 @@ class Enforcer:
     def _renewed(self, node: NodeCredential) -> None:
         credential = EnforcerCredential(node)
         self.trust.rotate(credential)
+        self._channel_bundle_pem = credential.bundle_pem
         self.datapath.set_tls(credential.data_tls())
         self.policy_connection.reset(credential.client_tls(self.settings.policy.server_name))
         task = asyncio.get_running_loop().create_task(self.peers.reset(credential.client_tls()))
         self._tasks.append(task)
-        # The enforcer channel's server keeps its certificate until restart (the runtime's
-        # server TLS is static); peers verify profiles by the certificate in them, so this
-        # only matters once the old certificate expires: renewal happens at half life.
+        # The enforcer channel's server picks the new certificate up on its next handshake
+        # (``_channel_material``); established channels keep theirs until they reconnect.
 
     async def _maintain(self) -> None:
         while True:

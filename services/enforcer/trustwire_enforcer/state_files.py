@@ -69,6 +69,13 @@ class StoredPu:
     netns_inode: int
     document: bytes = b""  # the identity document envelope as issued
     document_refresh_after: float = 0.0  # Unix seconds: ask for a new document from then
+    # Process PUs (``trustwire run``); the defaults describe a network-namespace PU.
+    pu_type: str = "pod"  # "pod" | "process"
+    pid: int = 0
+    pid_start_time: int = 0  # /proc/<pid>/stat start time: the same process after a restart
+    cgroup_path: str = ""  # absolute cgroup v2 directory
+    exe_sha256: str = ""
+    uid: int = -1  # -1: not attested
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -89,6 +96,12 @@ class StoredPu:
             netns_inode=int(data["netns_inode"]),
             document=base64.b64decode(data.get("document", "")),
             document_refresh_after=float(data.get("document_refresh_after", 0.0)),
+            pu_type=str(data.get("pu_type", "pod")),
+            pid=int(data.get("pid", 0)),
+            pid_start_time=int(data.get("pid_start_time", 0)),
+            cgroup_path=str(data.get("cgroup_path", "")),
+            exe_sha256=str(data.get("exe_sha256", "")),
+            uid=int(data.get("uid", -1)),
         )
 
 

@@ -225,6 +225,50 @@ async def test_encrypt_refuses_an_unexpected_peer_enforcer(
         server.close()
 
 
+async def test_encrypt_resumes_between_enforcers_and_still_checks_the_peer(
+    cluster: Cluster, topo: Topology
+) -> None:
+    """Later connections between the same enforcers resume the first one's TLS session (ADR
+    0012), and the destination's peer identity check still refuses a resumed session whose
+    certificate is not the enforcer the handshake named."""
+    a1, b1 = topo.pu("a1"), topo.pu("b1")
+    await cluster.enforce("a1")
+    await cluster.enforce("b1")
+    cluster.policy = lambda conn: Verdict.encrypt(None)  # the fake handshake names the peers
+    a, b = cluster.enforcer("a"), cluster.enforcer("b")
+    server = EchoServer(b1.name, b1.ip, PORT)
+    try:
+        for _ in range(3):
+            payload = secrets.token_bytes(4096)
+            assert await asyncio.to_thread(_exchange, a1.name, (b1.ip, PORT), payload) == payload
+        await b.wait_reports(3)
+        a_stats, b_stats = a.datapath.tls_stats(), b.datapath.tls_stats()
+        assert a_stats is not None
+        assert b_stats is not None
+        assert (a_stats.full, a_stats.resumed) == (1, 2)
+        assert (b_stats.full, b_stats.resumed) == (1, 2)
+
+        original_grant = b.grants.grant
+
+        def grant_expecting_someone_else(
+            ft: FiveTuple, verdict: Verdict, ttl: float | None = None
+        ) -> None:
+            original_grant(ft, Verdict.encrypt("spiffe://td/enforcer/mallory"), ttl)
+
+        b.grants.grant = grant_expecting_someone_else  # type: ignore[method-assign, assignment]
+        err, _ = await asyncio.to_thread(_expect_reset, a1.name, (b1.ip, PORT))
+        assert err in (errno.ECONNRESET, errno.EPIPE, -2)
+        reports = await b.wait_reports(4)
+        assert reports[-1].outcome is Outcome.PEER_REJECTED
+        assert "mallory" in reports[-1].detail
+        b_after = b.datapath.tls_stats()
+        assert b_after is not None
+        assert b_after.resumed == 3, "the refused session was resumed"
+        assert len(server.peers) == 3  # the refused peer never reached the application
+    finally:
+        server.close()
+
+
 async def test_policy_change_closes_established_connection(
     cluster: Cluster, topo: Topology
 ) -> None:

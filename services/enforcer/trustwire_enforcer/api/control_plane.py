@@ -18,10 +18,9 @@ from trustwire.api.flow.v1 import flow_service_pb2, flow_service_pb2_grpc
 from trustwire.api.policy.v1 import enforcer_pb2, policy_service_pb2, policy_service_pb2_grpc
 from trustwire.errors import TrustwireError, Unavailable
 from trustwire.flows import FlowRecord, record_to_proto
-from trustwire.identity import Attestation, PuType
 from trustwire.policy.views import EnforcerView
 from trustwire.runtime import ClientTLS, create_channel
-from trustwire_enforcer.api.convert import pu_to_pb
+from trustwire_enforcer.api.convert import attestation_of, registration_to_pb
 from trustwire_enforcer.state_files import StoredPu
 from trustwire_identity.client import IdentityClient
 from trustwire_policy.distribution import Backoff, PolicyClient
@@ -93,7 +92,8 @@ class PolicyConnection:
 
     async def register_pu(self, pu: StoredPu) -> None:
         await self._each_replica(
-            "RegisterPu", policy_service_pb2.RegisterPuRequest(pu=pu_to_pb(pu, self.enforcer_id))
+            "RegisterPu",
+            policy_service_pb2.RegisterPuRequest(pu=registration_to_pb(pu, self.enforcer_id)),
         )
 
     async def deregister_pu(self, pu_id: str) -> None:
@@ -148,7 +148,7 @@ class IdentityConnection:
         """The PU's identity document envelope and when to ask for the next (Unix seconds)."""
         response = await self.client.issue_document(
             pu.pu_id,
-            Attestation(PuType.POD, namespace=pu.namespace, node=self.enforcer_id),
+            attestation_of(pu, self.enforcer_id),
             {k: v for k, v in pu.labels.items()},
         )
         envelope: bytes = response.document.SerializeToString(deterministic=True)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import cast
+from typing import Any, cast
 
 from google.protobuf import duration_pb2, timestamp_pb2
 
-from trustwire.api.common.v1 import decision_pb2, envelope_pb2, network_pb2, workload_pb2
+from trustwire.api.common.v1 import decision_pb2, envelope_pb2, workload_pb2
 from trustwire.api.enforcer.v1 import (
     authorization_service_pb2 as authz_pb,
+)
+from trustwire.api.enforcer.v1 import (
+    enforcer_local_service_pb2 as local_pb,
 )
 from trustwire.api.enforcer.v1 import (
     trust_profile_pb2,
@@ -17,30 +20,28 @@ from trustwire.api.enforcer.v1 import (
 from trustwire.api.identity.v1 import identity_service_pb2
 from trustwire.api.policy.v1 import processing_unit_pb2 as pu_pb
 from trustwire.errors import InvalidArgument
-from trustwire.identity import FiveTuple, RevocationList, TrustBundle, TrustDomain
-from trustwire.policy.model import Protocol
+from trustwire.identity import Attestation, FiveTuple, RevocationList, TrustBundle, TrustDomain
+from trustwire.policy.model import Protocol, PuType
+from trustwire.wire_enums import PROTOCOL_FROM_PB, PROTOCOL_TO_PB
 from trustwire_enforcer.handshake import AuthorizeAnswer
 from trustwire_enforcer.state_files import StoredPu
 
 __all__ = [
     "answer_from_pb",
     "answer_to_pb",
+    "attestation_of",
+    "attested_labels",
     "claimed_five_tuple",
+    "local_pu_to_pb",
     "pu_to_pb",
+    "registration_to_pb",
     "timestamp",
     "trust_update_from_pb",
 ]
 
-_PROTOCOLS: dict[int, Protocol] = {
-    network_pb2.PROTOCOL_TCP: Protocol.TCP,
-    network_pb2.PROTOCOL_UDP: Protocol.UDP,
-    network_pb2.PROTOCOL_SCTP: Protocol.SCTP,
-}
-_PROTOCOL_TO_PB: dict[Protocol, network_pb2.Protocol] = {
-    Protocol.TCP: network_pb2.PROTOCOL_TCP,
-    Protocol.UDP: network_pb2.PROTOCOL_UDP,
-    Protocol.SCTP: network_pb2.PROTOCOL_SCTP,
-}
+# The shared domain <-> common.v1 tables (one mapping for every codec).
+_PROTOCOLS: dict[Any, Protocol] = PROTOCOL_FROM_PB
+_PROTOCOL_TO_PB: dict[Protocol, Any] = PROTOCOL_TO_PB
 _REASON_PREFIX = "REASON_CODE_"
 
 
@@ -163,14 +164,21 @@ def trust_update_from_pb(
 _FAIL_MODES = {"closed": pu_pb.FAIL_MODE_CLOSED, "open": pu_pb.FAIL_MODE_OPEN}
 
 
+_PU_TYPES = {
+    "pod": workload_pb2.PROCESSING_UNIT_TYPE_POD,
+    "process": workload_pb2.PROCESSING_UNIT_TYPE_PROCESS,
+}
+
+
 def pu_to_pb(pu: StoredPu, enforcer_id: str) -> pu_pb.ProcessingUnit:
-    """The record this enforcer registers for a PU (``RegisterPu``)."""
+    """A PU as a ``ProcessingUnit`` with the workload's own labels (``ListPus``, ``AddPu``);
+    :func:`registration_to_pb` is what the policy service is sent."""
     return pu_pb.ProcessingUnit(
         id=pu.pu_id,
         name=pu.name,
         namespace=pu.namespace,
         labels=dict(pu.labels),
-        type=workload_pb2.PROCESSING_UNIT_TYPE_POD,
+        type=_PU_TYPES.get(pu.pu_type, workload_pb2.PROCESSING_UNIT_TYPE_POD),
         ips=list(pu.ips),
         ports=[
             pu_pb.NamedPort(name=name, protocol=_PROTOCOL_TO_PB[Protocol(protocol)], number=number)
@@ -179,6 +187,58 @@ def pu_to_pb(pu: StoredPu, enforcer_id: str) -> pu_pb.ProcessingUnit:
         enforcer_id=enforcer_id,
         fail_mode=_FAIL_MODES.get(pu.fail_mode, pu_pb.FAIL_MODE_CLOSED),
     )
+
+
+def registration_to_pb(pu: StoredPu, enforcer_id: str) -> pu_pb.ProcessingUnit:
+    """The record this enforcer registers (``RegisterPu``): own labels plus the reserved ones
+    this enforcer attested beyond the record's fields (a process's ``exe-sha256`` and
+    ``user``), the same its identity document carries (:func:`attestation_of`), so the policy
+    service selects the PU by them as peers do on the wire."""
+    message = pu_to_pb(pu, enforcer_id)
+    if pu.pu_type == "process":
+        if pu.exe_sha256:
+            message.labels["exe-sha256"] = pu.exe_sha256
+        if pu.uid >= 0:
+            message.labels["user"] = str(pu.uid)
+    return message
+
+
+def attestation_of(pu: StoredPu, enforcer_id: str) -> Attestation:
+    """What the identity service is asked to vouch for: the facts the enforcer observed."""
+    if pu.pu_type == "process":
+        return Attestation(
+            PuType.PROCESS,
+            namespace=pu.namespace,
+            exe_sha256=pu.exe_sha256,
+            uid=pu.uid if pu.uid >= 0 else None,
+            node=enforcer_id,
+        )
+    return Attestation(PuType.POD, namespace=pu.namespace, node=enforcer_id)
+
+
+def attested_labels(pu: StoredPu, enforcer_id: str, trust_domain: str) -> dict[str, str]:
+    """The reserved labels the PU's identity document derives from its attestation (the same
+    rule as ``IdentityDocument.policy_labels``), for ``trustwire pu list``."""
+    att = attestation_of(pu, enforcer_id)
+    labels = {"pu-type": att.pu_type.value, "namespace": att.namespace, "enforcer": enforcer_id}
+    if trust_domain:
+        labels["trust-domain"] = trust_domain
+    if att.exe_sha256:
+        labels["exe-sha256"] = att.exe_sha256
+    if att.uid is not None:
+        labels["user"] = str(att.uid)
+    return labels
+
+
+def local_pu_to_pb(pu: StoredPu, enforcer_id: str, trust_domain: str) -> local_pb.LocalPu:
+    """A PU as ``ListPus``/``StartRun`` show it (the state is set by the caller)."""
+    local = local_pb.LocalPu(
+        pu=pu_to_pb(pu, enforcer_id),
+        attested_labels=attested_labels(pu, enforcer_id, trust_domain),
+        pid=pu.pid,
+        cgroup_path=pu.cgroup_path,
+    )
+    return local
 
 
 def fail_mode_from_pb(value: int) -> str:

@@ -42,6 +42,7 @@ import concurrent.futures
 import contextlib
 import enum
 import errno
+import hashlib
 import itertools
 import os
 import secrets
@@ -54,6 +55,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from trustwire_enforcer.datapath.cgroups import CgroupMatch
 from trustwire_enforcer.datapath.connection import (
     Action,
     ConnectionReport,
@@ -79,7 +81,14 @@ from trustwire_enforcer.datapath.rules import (
     apply_ruleset,
     remove_ruleset,
 )
-from trustwire_enforcer.datapath.tls import TlsChannel, TlsConfig, verify_peer_identity
+from trustwire_enforcer.datapath.tls import (
+    DEFAULT_SESSION_LIFETIME,
+    TlsChannel,
+    TlsConfig,
+    TlsSessions,
+    TlsStats,
+    verify_peer_identity,
+)
 
 __all__ = ["FailMode", "ProxyDatapath", "PuStatus", "original_destination"]
 
@@ -234,9 +243,11 @@ class ProxyDatapath:
         connect_timeout: float = 5.0,
         handshake_timeout: float = 5.0,
         max_relays: int = 10_000,
+        tls_session_lifetime: float = DEFAULT_SESSION_LIFETIME,
     ) -> None:
         self._decide = decide
-        self._tls = tls
+        self._tls_session_lifetime = tls_session_lifetime
+        self._tls = TlsSessions(tls, tls_session_lifetime) if tls is not None else None
         self._on_report = on_report
         self._mark = mark
         self._mark_mask = mark_mask
@@ -267,31 +278,49 @@ class ProxyDatapath:
         fail_mode: FailMode = FailMode.CLOSED,
         outbound_port: int = DEFAULT_OUTBOUND_PORT,
         inbound_port: int = DEFAULT_INBOUND_PORT,
+        cgroup: CgroupMatch | None = None,
     ) -> PuStatus:
         """Open the PU's listeners in ``netns`` (name under /run/netns or a path such as
         /proc/PID/ns/net), then install the intercept rules. Re-adding a known PU replaces it.
         Listeners come first so there is no moment where rules redirect to nothing (that moment
-        would fail closed anyway)."""
+        would fail closed anyway).
+
+        ``cgroup``: a process PU in a namespace it may share with other processes and PUs. Its
+        rules match only that cgroup's sockets, live in a table of its own
+        (:meth:`table_for`), and redirect to listener ports the kernel picks (the port
+        arguments are ignored): fixed ports cannot be reserved in a shared namespace, and a
+        connection's listener is how the datapath knows which PU it belongs to."""
         self._loop = asyncio.get_running_loop()
         if pu_id in self._pus:
             await self.remove_pu(pu_id, rules="keep")
-        spec = PuRuleset(
-            mode=RulesetMode.INTERCEPT,
-            table=self._table,
-            outbound_port=outbound_port,
-            inbound_port=inbound_port,
-            mark=self._mark,
-            mark_mask=self._mark_mask,
-        )
+        if cgroup is not None:
+            outbound_port = inbound_port = 0
         worker = await asyncio.to_thread(NetnsWorker, netns, f"netns-{pu_id}")
-        pu = _Pu(pu_id, os.fspath(netns), worker, spec, fail_mode)
+        listeners: dict[Direction, socket.socket] = {}
         try:
-            pu.listeners[Direction.EGRESS] = await worker.run(
+            listeners[Direction.EGRESS] = await worker.run(
                 lambda: _listener("127.0.0.1", outbound_port)
             )
-            pu.listeners[Direction.INGRESS] = await worker.run(
+            listeners[Direction.INGRESS] = await worker.run(
                 lambda: _listener("0.0.0.0", inbound_port)
             )
+            spec = PuRuleset(
+                mode=RulesetMode.INTERCEPT,
+                table=self.table_for(pu_id) if cgroup is not None else self._table,
+                outbound_port=listeners[Direction.EGRESS].getsockname()[1],
+                inbound_port=listeners[Direction.INGRESS].getsockname()[1],
+                mark=self._mark,
+                mark_mask=self._mark_mask,
+                cgroup=cgroup,
+            )
+            pu = _Pu(pu_id, os.fspath(netns), worker, spec, fail_mode)
+        except BaseException:
+            for sock in listeners.values():
+                sock.close()
+            worker.close()
+            raise
+        pu.listeners = listeners
+        try:
             await asyncio.to_thread(apply_ruleset, worker.netns_fd, spec)
         except BaseException:
             for sock in pu.listeners.values():
@@ -320,14 +349,16 @@ class ProxyDatapath:
             sock.close()
         self.relays.close_where(lambda r: r.connection.pu_id == pu_id, "pu_removed")
         try:
+            table = pu.ruleset.table
             if rules == "remove" or (rules == "fail_mode" and pu.fail_mode is FailMode.OPEN):
-                await asyncio.to_thread(remove_ruleset, pu.worker.netns_fd, self._table)
+                await asyncio.to_thread(remove_ruleset, pu.worker.netns_fd, table)
             elif rules == "fail_mode":
                 closed = PuRuleset(
                     mode=RulesetMode.CLOSED,
-                    table=self._table,
+                    table=table,
                     mark=self._mark,
                     mark_mask=self._mark_mask,
+                    cgroup=pu.ruleset.cgroup,
                 )
                 await asyncio.to_thread(apply_ruleset, pu.worker.netns_fd, closed)
         finally:
@@ -364,6 +395,11 @@ class ProxyDatapath:
     def status(self) -> list[PuStatus]:
         return [self._status(pu) for pu in self._pus.values()]
 
+    def table_for(self, pu_id: str) -> str:
+        """The nft table of a process PU (one per PU: several share a namespace). A digest,
+        not the id itself: table names must be identifiers, and ids may hold '.' and '-'."""
+        return f"{self._table}_{hashlib.sha256(pu_id.encode()).hexdigest()[:16]}"
+
     def _status(self, pu: _Pu) -> PuStatus:
         live = sum(1 for r in self.relays.snapshot() if r.connection.pu_id == pu.pu_id)
         return PuStatus(
@@ -376,8 +412,24 @@ class ProxyDatapath:
         )
 
     def set_tls(self, tls: TlsConfig | None) -> None:
-        """New certificates (rotation) apply to new connections; live ones keep their session."""
-        self._tls = tls
+        """New certificates or bundle (rotation) apply to new connections; live ones keep their
+        session. Resumption state goes with the old configuration: no cached session is offered
+        and no ticket issued before is accepted, so every peer's next connection is a full
+        handshake against the new certificates and bundle."""
+        self._tls = TlsSessions(tls, self._tls_session_lifetime) if tls is not None else None
+
+    def forget_tls_sessions(self, peer_identity: str | None = None) -> None:
+        """Stop resuming TLS sessions (ADR 0012). ``peer_identity``: with that enforcer only
+        (its next connection from here is a full handshake). None: with everyone, both ways
+        (cached sessions dropped and the ticket key retired). Call it with None when the trust
+        bundle's revocations change; otherwise resumed authentication is at most
+        ``tls_session_lifetime`` seconds old."""
+        if self._tls is not None:
+            self._tls.forget(peer_identity)
+
+    def tls_stats(self) -> TlsStats | None:
+        """Full and resumed TLS handshakes under the current configuration (for metrics)."""
+        return self._tls.stats() if self._tls is not None else None
 
     def close_where(self, predicate: Callable[[Relay], bool], reason: str) -> int:
         """Reset established connections a new policy revision denies. See RelayRegistry."""
@@ -610,7 +662,7 @@ class ProxyDatapath:
         relay: Relay,
         accepted: socket.socket,
         upstream: socket.socket | None,
-        tls: TlsConfig | None,
+        tls: TlsSessions | None,
     ) -> None:
         """``encrypt``, on a relay-pool thread: connect, TLS handshake and peer identity check,
         pump, report. Inbound, the local connection is made only after the peer enforcer
@@ -626,14 +678,10 @@ class ProxyDatapath:
                 assert upstream is not None
                 upstream.settimeout(self._connect_timeout)
                 upstream.connect((host, port))
-                peer_side = _tls_handshake(
-                    tls.client, upstream, False, verdict, self._handshake_timeout
-                )
+                peer_side = _tls_handshake(tls, upstream, False, verdict, self._handshake_timeout)
                 pu_side = accepted
             else:
-                peer_side = _tls_handshake(
-                    tls.server, accepted, True, verdict, self._handshake_timeout
-                )
+                peer_side = _tls_handshake(tls, accepted, True, verdict, self._handshake_timeout)
                 # Local delivery: a marked socket of the PU's namespace (its rules skip it).
                 taken = pu.sockets.take()
                 pu_side = taken if taken is not None else pu.sockets.make()
@@ -775,15 +823,28 @@ async def _connect(
 
 
 def _tls_handshake(
-    ctx: ssl.SSLContext,
+    tls: TlsSessions,
     sock: socket.socket,
     server_side: bool,
     verdict: Verdict,
     timeout: float,
 ) -> TlsChannel:
-    channel = TlsChannel(ctx, sock, server_side)
+    """Handshake (resuming a session with this peer when there is one, see tls.py), then the
+    peer identity check, which holds for resumed sessions too."""
+    peer = verdict.peer_identity
+    if server_side:
+        channel = TlsChannel(tls.server(), sock, True)
+    else:
+        channel = TlsChannel(tls.client, sock, False, tls.client_session(peer))
     channel.handshake(timeout)
-    verify_peer_identity(channel.tls, verdict.peer_identity)
+    authenticated_at = tls.now()
+    resumed = channel.tls.session_reused
+    tls.count(resumed)
+    verify_peer_identity(channel.tls, peer)
+    if not server_side and not resumed and peer is not None:
+        # Only sessions of full handshakes are kept: a resumption must never extend the time
+        # since the peer's certificate was last verified.
+        channel.on_session = lambda session: tls.remember(peer, session, authenticated_at)
     return channel
 
 

@@ -22,6 +22,15 @@ protocols are not touched (DNS keeps working); policy for them is out of scope f
 
 Every change is one ``nft -f -`` transaction run inside the namespace, so a PU is never seen
 half-configured, and apply/remove are idempotent ("add table; delete table; define table").
+
+Process PUs (``PuRuleset.cgroup`` set) share a network namespace with the host's other
+processes, and several may share one namespace, so their rules differ in three ways: each PU
+has its own table (the daemon names it after the PU), every rule that catches the PU's traffic
+also requires ``socket cgroupv2 level N "<path>"`` (the socket belongs to a process of the PU's
+cgroup; for incoming packets nft looks the socket up: the listening socket for a SYN), and the
+listener ports are the ones the enforcer was given by the kernel for that PU (no fixed ports to
+reserve in a shared namespace). Forwarded traffic (namespace PUs behind this host) and the
+host's other processes match no socket of the cgroup and pass untouched.
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from trustwire_enforcer.datapath.cgroups import CgroupMatch
 from trustwire_enforcer.datapath.errors import RulesetError
 from trustwire_enforcer.datapath.netns import run_command_in_netns
 
@@ -77,6 +87,8 @@ class PuRuleset:
     blocked_outbound: frozenset[tuple[ipaddress.IPv4Address, int]] = field(
         default_factory=frozenset
     )
+    # Process PUs: only sockets of this cgroup are caught (see the module docstring).
+    cgroup: CgroupMatch | None = None
 
     def __post_init__(self) -> None:
         if not self.table.isidentifier():
@@ -96,6 +108,8 @@ def _elements(entries: Iterable[tuple[ipaddress.IPv4Address, int]]) -> str:
 
 def render_ruleset(spec: PuRuleset) -> str:
     """The table's full text (without the replace preamble), deterministic for a given spec."""
+    if spec.cgroup is not None:
+        return _render_cgroup_ruleset(spec, spec.cgroup)
     mine = f"meta mark & {spec.mark_mask:#010x} == {spec.mark:#010x}"
     lines = [f"table inet {spec.table} {{"]
     if spec.mode is RulesetMode.INTERCEPT:
@@ -147,6 +161,64 @@ def render_ruleset(spec: PuRuleset) -> str:
             "    type filter hook input priority -150; policy accept;",
             '    iifname "lo" return',
             "    meta l4proto tcp reject with tcp reset",
+            "  }",
+        ]
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def _render_cgroup_ruleset(spec: PuRuleset, cgroup: CgroupMatch) -> str:
+    """A process PU's table: the namespace-PU shapes, each catching rule restricted to sockets
+    of ``cgroup``. The cheap matches come first; the socket lookup runs last, only for TCP."""
+    mine = f"meta mark & {spec.mark_mask:#010x} == {spec.mark:#010x}"
+    owned = cgroup.expression
+    lines = [f"table inet {spec.table} {{"]
+    if spec.mode is RulesetMode.INTERCEPT:
+        blocked = _elements(spec.blocked_outbound)
+        lines += [
+            "  set blocked_out4 {",
+            "    type ipv4_addr . inet_service",
+            *([f"    elements = {{ {blocked} }}"] if blocked else []),
+            "  }",
+            "  chain guard_out {",
+            "    type filter hook output priority -150; policy accept;",
+            f"    {mine} return",
+            '    oifname "lo" return',
+            f"    ip daddr . tcp dport @blocked_out4 {owned} reject with tcp reset",
+            f"    meta nfproto ipv6 meta l4proto tcp {owned} reject with tcp reset",
+            "  }",
+            "  chain guard_in {",
+            "    type filter hook input priority -150; policy accept;",
+            '    iifname "lo" return',
+            f"    meta nfproto ipv6 meta l4proto tcp {owned} reject with tcp reset",
+            "  }",
+            "  chain intercept_out {",
+            "    type nat hook output priority -100; policy accept;",
+            f"    {mine} return",
+            '    oifname "lo" return',
+            f"    meta nfproto ipv4 meta l4proto tcp {owned} redirect to :{spec.outbound_port}",
+            "  }",
+            # The enforcer's listeners are not in the cgroup, so a connection straight to one
+            # matches no rule here and is reset by the listener (not redirected).
+            "  chain intercept_in {",
+            "    type nat hook prerouting priority -100; policy accept;",
+            '    iifname "lo" return',
+            "    meta nfproto ipv4 meta l4proto tcp fib daddr type local "
+            f"{owned} redirect to :{spec.inbound_port}",
+            "  }",
+        ]
+    else:
+        lines += [
+            "  chain closed_out {",
+            "    type filter hook output priority -150; policy accept;",
+            f"    {mine} return",
+            '    oifname "lo" return',
+            f"    meta l4proto tcp {owned} reject with tcp reset",
+            "  }",
+            "  chain closed_in {",
+            "    type filter hook input priority -150; policy accept;",
+            '    iifname "lo" return',
+            f"    meta l4proto tcp {owned} reject with tcp reset",
             "  }",
         ]
     lines.append("}")

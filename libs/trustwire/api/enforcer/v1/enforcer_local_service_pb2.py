@@ -28,7 +28,7 @@ from trustwire.api.policy.v1 import enforcer_pb2 as trustwire_dot_api_dot_policy
 from trustwire.api.policy.v1 import processing_unit_pb2 as trustwire_dot_api_dot_policy_dot_v1_dot_processing__unit__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n6trustwire/api/enforcer/v1/enforcer_local_service.proto\x12\x19trustwire.api.enforcer.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a#trustwire/api/common/v1/error.proto\x1a&trustwire/api/policy/v1/enforcer.proto\x1a-trustwire/api/policy/v1/processing_unit.proto\"\xbb\x02\n\x0c\x41\x64\x64PuRequest\x12\x14\n\nnetns_path\x18\x01 \x01(\tH\x00\x12\r\n\x03pid\x18\x02 \x01(\rH\x00\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x11\n\tnamespace\x18\x04 \x01(\t\x12\x43\n\x06labels\x18\x05 \x03(\x0b\x32\x33.trustwire.api.enforcer.v1.AddPuRequest.LabelsEntry\x12\x31\n\x05ports\x18\x06 \x03(\x0b\x32\".trustwire.api.policy.v1.NamedPort\x12\x34\n\tfail_mode\x18\x07 \x01(\x0e\x32!.trustwire.api.policy.v1.FailMode\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x08\n\x06target\"D\n\rAddPuResponse\x12\x33\n\x02pu\x18\x01 \x01(\x0b\x32\'.trustwire.api.policy.v1.ProcessingUnit\" \n\x0fRemovePuRequest\x12\r\n\x05pu_id\x18\x01 \x01(\t\"\x12\n\x10RemovePuResponse\"\x10\n\x0eListPusRequest\"B\n\x0fListPusResponse\x12/\n\x03pus\x18\x01 \x03(\x0b\x32\".trustwire.api.enforcer.v1.LocalPu\"\x8c\x02\n\x07LocalPu\x12\x33\n\x02pu\x18\x01 \x01(\x0b\x32\'.trustwire.api.policy.v1.ProcessingUnit\x12\x36\n\x05state\x18\x02 \x01(\x0e\x32\'.trustwire.api.enforcer.v1.LocalPuState\x12\x18\n\x10\x61pplied_revision\x18\x03 \x01(\x03\x12\x38\n\nlast_error\x18\x04 \x01(\x0b\x32$.trustwire.api.common.v1.ErrorDetail\x12@\n\x1cidentity_document_expires_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xaa\x02\n\x11PrepareRunRequest\x12\x12\n\nexecutable\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\tnamespace\x18\x03 \x01(\t\x12H\n\x06labels\x18\x04 \x03(\x0b\x32\x38.trustwire.api.enforcer.v1.PrepareRunRequest.LabelsEntry\x12\x31\n\x05ports\x18\x05 \x03(\x0b\x32\".trustwire.api.policy.v1.NamedPort\x12\x34\n\tfail_mode\x18\x06 \x01(\x0e\x32!.trustwire.api.policy.v1.FailMode\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"k\n\x12PrepareRunResponse\x12\r\n\x05pu_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63group_path\x18\x02 \x01(\t\x12\x31\n\rjoin_deadline\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x0f\n\rStatusRequest\"\xb2\x02\n\x0eStatusResponse\x12\x13\n\x0b\x65nforcer_id\x18\x01 \x01(\t\x12\x14\n\x0ctrust_domain\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x33\n\x08\x64\x61tapath\x18\x04 \x01(\x0e\x32!.trustwire.api.policy.v1.Datapath\x12\x18\n\x10policy_connected\x18\x05 \x01(\x08\x12\x18\n\x10\x61pplied_revision\x18\x06 \x01(\x03\x12\x39\n\x15\x63\x65rtificate_not_after\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08pu_count\x18\x08 \x01(\r\x12.\n\nstarted_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\x82\x01\n\x0cLocalPuState\x12\x1e\n\x1aLOCAL_PU_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16LOCAL_PU_STATE_PENDING\x10\x01\x12\x1b\n\x17LOCAL_PU_STATE_ENFORCED\x10\x02\x12\x19\n\x15LOCAL_PU_STATE_FAILED\x10\x03\x32\x83\x04\n\x14\x45nforcerLocalService\x12Z\n\x05\x41\x64\x64Pu\x12\'.trustwire.api.enforcer.v1.AddPuRequest\x1a(.trustwire.api.enforcer.v1.AddPuResponse\x12\x63\n\x08RemovePu\x12*.trustwire.api.enforcer.v1.RemovePuRequest\x1a+.trustwire.api.enforcer.v1.RemovePuResponse\x12`\n\x07ListPus\x12).trustwire.api.enforcer.v1.ListPusRequest\x1a*.trustwire.api.enforcer.v1.ListPusResponse\x12i\n\nPrepareRun\x12,.trustwire.api.enforcer.v1.PrepareRunRequest\x1a-.trustwire.api.enforcer.v1.PrepareRunResponse\x12]\n\x06Status\x12(.trustwire.api.enforcer.v1.StatusRequest\x1a).trustwire.api.enforcer.v1.StatusResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n6trustwire/api/enforcer/v1/enforcer_local_service.proto\x12\x19trustwire.api.enforcer.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a#trustwire/api/common/v1/error.proto\x1a&trustwire/api/policy/v1/enforcer.proto\x1a-trustwire/api/policy/v1/processing_unit.proto\"\xbb\x02\n\x0c\x41\x64\x64PuRequest\x12\x14\n\nnetns_path\x18\x01 \x01(\tH\x00\x12\r\n\x03pid\x18\x02 \x01(\rH\x00\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x11\n\tnamespace\x18\x04 \x01(\t\x12\x43\n\x06labels\x18\x05 \x03(\x0b\x32\x33.trustwire.api.enforcer.v1.AddPuRequest.LabelsEntry\x12\x31\n\x05ports\x18\x06 \x03(\x0b\x32\".trustwire.api.policy.v1.NamedPort\x12\x34\n\tfail_mode\x18\x07 \x01(\x0e\x32!.trustwire.api.policy.v1.FailMode\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x08\n\x06target\"D\n\rAddPuResponse\x12\x33\n\x02pu\x18\x01 \x01(\x0b\x32\'.trustwire.api.policy.v1.ProcessingUnit\" \n\x0fRemovePuRequest\x12\r\n\x05pu_id\x18\x01 \x01(\t\"\x12\n\x10RemovePuResponse\"\x10\n\x0eListPusRequest\"B\n\x0fListPusResponse\x12/\n\x03pus\x18\x01 \x03(\x0b\x32\".trustwire.api.enforcer.v1.LocalPu\"\xb6\x03\n\x07LocalPu\x12\x33\n\x02pu\x18\x01 \x01(\x0b\x32\'.trustwire.api.policy.v1.ProcessingUnit\x12\x36\n\x05state\x18\x02 \x01(\x0e\x32\'.trustwire.api.enforcer.v1.LocalPuState\x12\x18\n\x10\x61pplied_revision\x18\x03 \x01(\x03\x12\x38\n\nlast_error\x18\x04 \x01(\x0b\x32$.trustwire.api.common.v1.ErrorDetail\x12@\n\x1cidentity_document_expires_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12O\n\x0f\x61ttested_labels\x18\x06 \x03(\x0b\x32\x36.trustwire.api.enforcer.v1.LocalPu.AttestedLabelsEntry\x12\x0b\n\x03pid\x18\x07 \x01(\r\x12\x13\n\x0b\x63group_path\x18\x08 \x01(\t\x1a\x35\n\x13\x41ttestedLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xaa\x02\n\x11PrepareRunRequest\x12\x12\n\nexecutable\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\tnamespace\x18\x03 \x01(\t\x12H\n\x06labels\x18\x04 \x03(\x0b\x32\x38.trustwire.api.enforcer.v1.PrepareRunRequest.LabelsEntry\x12\x31\n\x05ports\x18\x05 \x03(\x0b\x32\".trustwire.api.policy.v1.NamedPort\x12\x34\n\tfail_mode\x18\x06 \x01(\x0e\x32!.trustwire.api.policy.v1.FailMode\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"k\n\x12PrepareRunResponse\x12\r\n\x05pu_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63group_path\x18\x02 \x01(\t\x12\x31\n\rjoin_deadline\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"-\n\x0fStartRunRequest\x12\r\n\x05pu_id\x18\x01 \x01(\t\x12\x0b\n\x03pid\x18\x02 \x01(\r\"B\n\x10StartRunResponse\x12.\n\x02pu\x18\x01 \x01(\x0b\x32\".trustwire.api.enforcer.v1.LocalPu\"\x0f\n\rStatusRequest\"\xb2\x02\n\x0eStatusResponse\x12\x13\n\x0b\x65nforcer_id\x18\x01 \x01(\t\x12\x14\n\x0ctrust_domain\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x33\n\x08\x64\x61tapath\x18\x04 \x01(\x0e\x32!.trustwire.api.policy.v1.Datapath\x12\x18\n\x10policy_connected\x18\x05 \x01(\x08\x12\x18\n\x10\x61pplied_revision\x18\x06 \x01(\x03\x12\x39\n\x15\x63\x65rtificate_not_after\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08pu_count\x18\x08 \x01(\r\x12.\n\nstarted_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\x82\x01\n\x0cLocalPuState\x12\x1e\n\x1aLOCAL_PU_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16LOCAL_PU_STATE_PENDING\x10\x01\x12\x1b\n\x17LOCAL_PU_STATE_ENFORCED\x10\x02\x12\x19\n\x15LOCAL_PU_STATE_FAILED\x10\x03\x32\xe8\x04\n\x14\x45nforcerLocalService\x12Z\n\x05\x41\x64\x64Pu\x12\'.trustwire.api.enforcer.v1.AddPuRequest\x1a(.trustwire.api.enforcer.v1.AddPuResponse\x12\x63\n\x08RemovePu\x12*.trustwire.api.enforcer.v1.RemovePuRequest\x1a+.trustwire.api.enforcer.v1.RemovePuResponse\x12`\n\x07ListPus\x12).trustwire.api.enforcer.v1.ListPusRequest\x1a*.trustwire.api.enforcer.v1.ListPusResponse\x12i\n\nPrepareRun\x12,.trustwire.api.enforcer.v1.PrepareRunRequest\x1a-.trustwire.api.enforcer.v1.PrepareRunResponse\x12\x63\n\x08StartRun\x12*.trustwire.api.enforcer.v1.StartRunRequest\x1a+.trustwire.api.enforcer.v1.StartRunResponse\x12]\n\x06Status\x12(.trustwire.api.enforcer.v1.StatusRequest\x1a).trustwire.api.enforcer.v1.StatusResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,10 +37,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_ADDPUREQUEST_LABELSENTRY']._loaded_options = None
   _globals['_ADDPUREQUEST_LABELSENTRY']._serialized_options = b'8\001'
+  _globals['_LOCALPU_ATTESTEDLABELSENTRY']._loaded_options = None
+  _globals['_LOCALPU_ATTESTEDLABELSENTRY']._serialized_options = b'8\001'
   _globals['_PREPARERUNREQUEST_LABELSENTRY']._loaded_options = None
   _globals['_PREPARERUNREQUEST_LABELSENTRY']._serialized_options = b'8\001'
-  _globals['_LOCALPUSTATE']._serialized_start=1778
-  _globals['_LOCALPUSTATE']._serialized_end=1908
+  _globals['_LOCALPUSTATE']._serialized_start=2063
+  _globals['_LOCALPUSTATE']._serialized_end=2193
   _globals['_ADDPUREQUEST']._serialized_start=243
   _globals['_ADDPUREQUEST']._serialized_end=558
   _globals['_ADDPUREQUEST_LABELSENTRY']._serialized_start=503
@@ -56,17 +58,23 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTPUSRESPONSE']._serialized_start=702
   _globals['_LISTPUSRESPONSE']._serialized_end=768
   _globals['_LOCALPU']._serialized_start=771
-  _globals['_LOCALPU']._serialized_end=1039
-  _globals['_PREPARERUNREQUEST']._serialized_start=1042
-  _globals['_PREPARERUNREQUEST']._serialized_end=1340
+  _globals['_LOCALPU']._serialized_end=1209
+  _globals['_LOCALPU_ATTESTEDLABELSENTRY']._serialized_start=1156
+  _globals['_LOCALPU_ATTESTEDLABELSENTRY']._serialized_end=1209
+  _globals['_PREPARERUNREQUEST']._serialized_start=1212
+  _globals['_PREPARERUNREQUEST']._serialized_end=1510
   _globals['_PREPARERUNREQUEST_LABELSENTRY']._serialized_start=503
   _globals['_PREPARERUNREQUEST_LABELSENTRY']._serialized_end=548
-  _globals['_PREPARERUNRESPONSE']._serialized_start=1342
-  _globals['_PREPARERUNRESPONSE']._serialized_end=1449
-  _globals['_STATUSREQUEST']._serialized_start=1451
-  _globals['_STATUSREQUEST']._serialized_end=1466
-  _globals['_STATUSRESPONSE']._serialized_start=1469
-  _globals['_STATUSRESPONSE']._serialized_end=1775
-  _globals['_ENFORCERLOCALSERVICE']._serialized_start=1911
-  _globals['_ENFORCERLOCALSERVICE']._serialized_end=2426
+  _globals['_PREPARERUNRESPONSE']._serialized_start=1512
+  _globals['_PREPARERUNRESPONSE']._serialized_end=1619
+  _globals['_STARTRUNREQUEST']._serialized_start=1621
+  _globals['_STARTRUNREQUEST']._serialized_end=1666
+  _globals['_STARTRUNRESPONSE']._serialized_start=1668
+  _globals['_STARTRUNRESPONSE']._serialized_end=1734
+  _globals['_STATUSREQUEST']._serialized_start=1736
+  _globals['_STATUSREQUEST']._serialized_end=1751
+  _globals['_STATUSRESPONSE']._serialized_start=1754
+  _globals['_STATUSRESPONSE']._serialized_end=2060
+  _globals['_ENFORCERLOCALSERVICE']._serialized_start=2196
+  _globals['_ENFORCERLOCALSERVICE']._serialized_end=2812
 # @@protoc_insertion_point(module_scope)

@@ -76,18 +76,31 @@ class ListPusResponse(_message.Message):
     def __init__(self, pus: _Optional[_Iterable[_Union[LocalPu, _Mapping]]] = ...) -> None: ...
 
 class LocalPu(_message.Message):
-    __slots__ = ("pu", "state", "applied_revision", "last_error", "identity_document_expires_at")
+    __slots__ = ("pu", "state", "applied_revision", "last_error", "identity_document_expires_at", "attested_labels", "pid", "cgroup_path")
+    class AttestedLabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     PU_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     APPLIED_REVISION_FIELD_NUMBER: _ClassVar[int]
     LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
     IDENTITY_DOCUMENT_EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    ATTESTED_LABELS_FIELD_NUMBER: _ClassVar[int]
+    PID_FIELD_NUMBER: _ClassVar[int]
+    CGROUP_PATH_FIELD_NUMBER: _ClassVar[int]
     pu: _processing_unit_pb2.ProcessingUnit
     state: LocalPuState
     applied_revision: int
     last_error: _error_pb2.ErrorDetail
     identity_document_expires_at: _timestamp_pb2.Timestamp
-    def __init__(self, pu: _Optional[_Union[_processing_unit_pb2.ProcessingUnit, _Mapping]] = ..., state: _Optional[_Union[LocalPuState, str]] = ..., applied_revision: _Optional[int] = ..., last_error: _Optional[_Union[_error_pb2.ErrorDetail, _Mapping]] = ..., identity_document_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    attested_labels: _containers.ScalarMap[str, str]
+    pid: int
+    cgroup_path: str
+    def __init__(self, pu: _Optional[_Union[_processing_unit_pb2.ProcessingUnit, _Mapping]] = ..., state: _Optional[_Union[LocalPuState, str]] = ..., applied_revision: _Optional[int] = ..., last_error: _Optional[_Union[_error_pb2.ErrorDetail, _Mapping]] = ..., identity_document_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attested_labels: _Optional[_Mapping[str, str]] = ..., pid: _Optional[int] = ..., cgroup_path: _Optional[str] = ...) -> None: ...
 
 class PrepareRunRequest(_message.Message):
     __slots__ = ("executable", "name", "namespace", "labels", "ports", "fail_mode")
@@ -121,6 +134,20 @@ class PrepareRunResponse(_message.Message):
     cgroup_path: str
     join_deadline: _timestamp_pb2.Timestamp
     def __init__(self, pu_id: _Optional[str] = ..., cgroup_path: _Optional[str] = ..., join_deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class StartRunRequest(_message.Message):
+    __slots__ = ("pu_id", "pid")
+    PU_ID_FIELD_NUMBER: _ClassVar[int]
+    PID_FIELD_NUMBER: _ClassVar[int]
+    pu_id: str
+    pid: int
+    def __init__(self, pu_id: _Optional[str] = ..., pid: _Optional[int] = ...) -> None: ...
+
+class StartRunResponse(_message.Message):
+    __slots__ = ("pu",)
+    PU_FIELD_NUMBER: _ClassVar[int]
+    pu: LocalPu
+    def __init__(self, pu: _Optional[_Union[LocalPu, _Mapping]] = ...) -> None: ...
 
 class StatusRequest(_message.Message):
     __slots__ = ()

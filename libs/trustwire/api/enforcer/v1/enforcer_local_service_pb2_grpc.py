@@ -58,6 +58,11 @@ class EnforcerLocalServiceStub:
                 request_serializer=trustwire_dot_api_dot_enforcer_dot_v1_dot_enforcer__local__service__pb2.PrepareRunRequest.SerializeToString,
                 response_deserializer=trustwire_dot_api_dot_enforcer_dot_v1_dot_enforcer__local__service__pb2.PrepareRunResponse.FromString,
                 _registered_method=True)
+        self.StartRun = channel.unary_unary(
+                '/trustwire.api.enforcer.v1.EnforcerLocalService/StartRun',
+                request_serializer=trustwire_dot_api_dot_enforcer_dot_v1_dot_enforcer__local__service__pb2.StartRunRequest.SerializeToString,
+                response_deserializer=trustwire_dot_api_dot_enforcer_dot_v1_dot_enforcer__local__service__pb2.StartRunResponse.FromString,
+                _registered_method=True)
         self.Status = channel.unary_unary(
                 '/trustwire.api.enforcer.v1.EnforcerLocalService/Status',
                 request_serializer=trustwire_dot_api_dot_enforcer_dot_v1_dot_enforcer__local__service__pb2.StatusRequest.SerializeToString,
@@ -96,9 +101,21 @@ class EnforcerLocalServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def PrepareRun(self, request, context):
-        """Prepares a process PU for `trustwire run`: creates a cgroup with interception installed
-        and a registered PU. The caller moves itself into the cgroup, then execs the executable,
-        so no packet of the process ever leaves unenforced.
+        """First step of `trustwire run`: validates the request and creates an empty cgroup v2 for
+        the process PU. The caller forks; the child writes its pid into the cgroup, stops itself
+        right after exec (ptrace), and the caller then calls StartRun. Nothing is registered yet;
+        a run not started by join_deadline is discarded.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StartRun(self, request, context):
+        """Second step of `trustwire run`: attests the stopped, already-exec'ed child (executable
+        SHA-256 read through /proc/<pid>/exe, uid, cgroup membership, network namespace),
+        installs interception matching its cgroup, registers the PU and obtains its identity
+        document. Only after this returns does the caller let the process run. The PU is removed
+        (rules, record, cgroup) when the process exits.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -133,6 +150,11 @@ def add_EnforcerLocalServiceServicer_to_server(servicer, server):
                     servicer.PrepareRun,
                     request_deserializer=trustwire_dot_api_dot_enforcer_dot_v1_dot_enforcer__local__service__pb2.PrepareRunRequest.FromString,
                     response_serializer=trustwire_dot_api_dot_enforcer_dot_v1_dot_enforcer__local__service__pb2.PrepareRunResponse.SerializeToString,
+            ),
+            'StartRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartRun,
+                    request_deserializer=trustwire_dot_api_dot_enforcer_dot_v1_dot_enforcer__local__service__pb2.StartRunRequest.FromString,
+                    response_serializer=trustwire_dot_api_dot_enforcer_dot_v1_dot_enforcer__local__service__pb2.StartRunResponse.SerializeToString,
             ),
             'Status': grpc.unary_unary_rpc_method_handler(
                     servicer.Status,
@@ -252,6 +274,33 @@ class EnforcerLocalService:
             '/trustwire.api.enforcer.v1.EnforcerLocalService/PrepareRun',
             trustwire_dot_api_dot_enforcer_dot_v1_dot_enforcer__local__service__pb2.PrepareRunRequest.SerializeToString,
             trustwire_dot_api_dot_enforcer_dot_v1_dot_enforcer__local__service__pb2.PrepareRunResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/trustwire.api.enforcer.v1.EnforcerLocalService/StartRun',
+            trustwire_dot_api_dot_enforcer_dot_v1_dot_enforcer__local__service__pb2.StartRunRequest.SerializeToString,
+            trustwire_dot_api_dot_enforcer_dot_v1_dot_enforcer__local__service__pb2.StartRunResponse.FromString,
             options,
             channel_credentials,
             insecure,
