@@ -299,21 +299,27 @@ async def test_imported_kubernetes_networkpolicy_is_final_for_namespace_pus(
         assert record.decision.reason == "K8S_ISOLATED_NO_MATCH"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the policy views' directory to name PUs whose rules name this enforcer's "
-    "PUs: api's enforcer does not know db is enforced when only db's NetworkPolicy names api",
-)
 async def test_kubernetes_networkpolicy_alone_admits_its_peer(
     plane: ControlPlane, hosts: HostFactory, topo: Topology
 ) -> None:
     a, b = await hosts("a"), await hosts("b")
     a1, b1 = topo.pu("a1"), topo.pu("b1")
-    await a.add_pu(a1.name, labels={"app": "api"})
+    api = await a.add_pu(a1.name, labels={"app": "api"})
     db = await b.add_pu(b1.name, labels={"app": "db"}, ports=[("postgres", PORT)])
     await plane.apply(K8S.split("---")[0])
     await converge([b], names_policy("db-ingress"))
     await converge([a], knows(db), timeout=2.0)
+    # The connection goes through the handshake: both sides record the identity decision.
+    server = EchoServer(b1.name, b1.ip, PORT)
+    try:
+        assert await asyncio.to_thread(exchange, a1.name, (b1.ip, PORT), b"q") == b"q"
+    finally:
+        server.close()
+    await flush_flows(a, b)
+    pair = flows_between(await plane.flows(), api, db)
+    assert set(pair) == {"egress", "ingress"}
+    assert pair["ingress"].decision.reason == "K8S_ALLOWED"
+    assert pair["egress"].destination.pu_id == db
 
 
 ALLOW_WEB_DB = SHOP.split("---")[1]

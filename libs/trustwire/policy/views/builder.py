@@ -16,7 +16,15 @@ How each part of a view follows from the reference semantics:
 - a pod is isolated in a direction by the NetworkPolicies of its namespace that select it;
   their rules' pod/namespace peers resolve to pod PU ids, ipBlocks to CIDRs and to the PUs
   owning an address inside them;
-- the directory holds every PU some rule names, and the enforcer endpoints serving them.
+- the directory holds every PU that some rule relates to one of the enforcer's PUs, whichever
+  endpoint the rule is compiled for (ADR 0011), and the enforcer endpoints serving them: the
+  peers its own PUs' rules name, and the PUs whose rules name one of its PUs, so that a source
+  enforcer knows an enforced destination (and asks it) whenever the destination's rules decide
+  on the source's identity. Trustwire rules relate two PUs symmetrically (one policy selects
+  each on one side; the namespace restriction holds iff one of them is in the policy's
+  namespace), so the second half comes from Kubernetes rules alone: a NetworkPolicy is
+  compiled only for the pods it isolates, and its peers learn those pods from
+  :class:`_KubernetesPeers`.
 """
 
 from __future__ import annotations
@@ -59,6 +67,21 @@ _ALL_V6 = ipaddress.ip_network("::/0")
 _UNLABELLED_EXTERNAL = Labels({"pu-type": "external"})
 
 
+class _KubernetesPeers:
+    """The reverse of the Kubernetes rules: for a PU id, the PU ids of the pods whose
+    NetworkPolicies (either direction) name it as a peer, one tuple per (policy, direction).
+
+    Depends on the population, the Kubernetes policies and the namespaces' labels only, so a
+    builder whose revision changed none of them shares its predecessor's instance (which
+    ``ViewBuilder._reuse_from`` checks by identity). Computed on first use: a revision whose
+    views are never asked for costs nothing."""
+
+    __slots__ = ("by_peer",)
+
+    def __init__(self) -> None:
+        self.by_peer: dict[str, list[tuple[str, ...]]] | None = None
+
+
 def network_sort_key(net: IPNetwork) -> tuple[int, int, int]:
     return (net.version, int(net.network_address), net.prefixlen)
 
@@ -79,6 +102,7 @@ class ViewBuilder:
     _by_enforcer: dict[str, list[int]]
     _pods_by_namespace: dict[str, list[int]]
     _entries: dict[int, DirectoryEntry]
+    _k8s_peers: _KubernetesPeers
 
     def __init__(
         self,
@@ -111,6 +135,16 @@ class ViewBuilder:
             previous = None
             self._index_population()
             self._entries = {}
+        # Directories depend on other PUs' Kubernetes rules as well (ADR 0011): share that
+        # reverse index only while nothing it depends on changed.
+        if (
+            previous is not None
+            and previous.cluster.namespaces == cluster.namespaces
+            and _same_items(previous.cluster.kubernetes_policies, cluster.kubernetes_policies)
+        ):
+            self._k8s_peers = previous._k8s_peers
+        else:
+            self._k8s_peers = _KubernetesPeers()
 
         self._ordered: list[NetworkAccessPolicy] = ordered_access_policies(cluster)
         # Own-side inverted index per direction: rule positions by one required label pair of
@@ -198,6 +232,11 @@ class ViewBuilder:
         policies is unchanged, a PU that no added, removed or modified access policy selects
         on either side has an identical view. Policies are compared by identity (the state
         mirror keeps unchanged resources' objects), which errs on the side of rebuilding.
+
+        An enforcer *view* also depends on other PUs' rules, through its directory (ADR 0011):
+        their access rules that name its PUs select those PUs too (a changed one makes the PU
+        view unreusable, above), and their Kubernetes rules are in ``_KubernetesPeers``, which
+        must be the same instance for a previous enforcer view to be kept.
         """
         old, new = previous.cluster, self.cluster
         if not (
@@ -206,6 +245,7 @@ class ViewBuilder:
             and _same_items(old.external_networks, new.external_networks)
             and old.tiers == new.tiers
             and previous.topology.enforcer_addresses == self.topology.enforcer_addresses
+            and previous._k8s_peers is self._k8s_peers
         ):
             return
         before = {id(p): p for p in old.access_policies}
@@ -242,8 +282,10 @@ class ViewBuilder:
         indexes = self._by_enforcer.get(enforcer_id, ())
         before = self._previous_views.get(enforcer_id)
         if before is not None and all(i in self._reusable for i in indexes):
-            # Every PU view is the previous one, and the directory depends on the rules'
-            # peers (unchanged) and the population (unchanged): the view is unchanged.
+            # Every PU view is the previous one, and the directory depends on those rules'
+            # peers (unchanged), the Kubernetes rules naming these PUs (the same
+            # ``_KubernetesPeers``, or ``_reuse_from`` keeps nothing) and the population
+            # (unchanged): the view is unchanged.
             for i in indexes:
                 self._pu_views[i] = self._reusable[i]
             return before
@@ -262,6 +304,13 @@ class ViewBuilder:
                     named.update(rule.peer.pu_ids)
                     networks.update(rule.peer.cidrs)
                     networks.update(rule.peer.except_cidrs)
+        # The other half of the relation: pods whose NetworkPolicies name one of these PUs
+        # (db's ingress admitting api puts db in api's enforcer's directory, so api's
+        # connections to db run the handshake instead of being decided as external).
+        named_by = self._kubernetes_peers()
+        for pu in pus:
+            for group in named_by.get(pu.id, ()):
+                named.update(group)
         peers = [self._directory_entry(self._index_by_id[pu_id]) for pu_id in sorted(named)]
         enforcer_ids = sorted({p.enforcer_id for p in peers if p.enforcer_id})
         addresses = self.topology.enforcer_addresses
@@ -458,6 +507,38 @@ class ViewBuilder:
         return result
 
     # ------------------------------------------------------------------ Kubernetes rules
+
+    def _kubernetes_peers(self) -> dict[str, list[tuple[str, ...]]]:
+        """PU id -> groups of pods whose Kubernetes rules name it (see ``_KubernetesPeers``).
+
+        Costs the Kubernetes rules' peer sets (memoised in ``_k8s_memo``: the isolated pods'
+        own views need them anyway) plus one pass over each policy's namespace."""
+        holder = self._k8s_peers
+        if holder.by_peer is not None:
+            return holder.by_peer
+        by_peer: dict[str, list[tuple[str, ...]]] = {}
+        for namespace, policies in self._k8s_by_namespace.items():
+            pods = self._pods_by_namespace.get(namespace, ())
+            for policy in policies:
+                isolated = tuple(
+                    sorted(
+                        self._placement[i].pu_id
+                        for i in pods
+                        if policy.pod_selector.matches(self._workloads[i].labels)
+                    )
+                )
+                if not isolated:
+                    continue
+                for direction in (Direction.INGRESS, Direction.EGRESS):
+                    if direction not in policy.policy_types:
+                        continue
+                    named: set[str] = set()
+                    for rule in self._k8s_rules(policy, direction):
+                        named.update(rule.peer.pu_ids)
+                    for pu_id in named:
+                        by_peer.setdefault(pu_id, []).append(isolated)
+        holder.by_peer = by_peer
+        return by_peer
 
     def _k8s_rules(
         self, policy: KubernetesNetworkPolicy, direction: Direction

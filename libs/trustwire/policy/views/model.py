@@ -9,7 +9,9 @@ Peer matching contract (what every rule's :class:`PeerSet` means; the evaluator 
 it and the protobuf ``CompiledPeer`` documents it):
 
 - a peer with a verified identity whose PU id is in the view's directory matches iff the id is
-  in ``pu_ids`` (the identity set resolved at the view's revision);
+  in ``pu_ids`` (the identity set resolved at the view's revision, over the whole population,
+  so a directory PU that no rule of this view names, there because its own rules name one of
+  this view's PUs, is matched by none of them);
 - any other identity (another trust domain, a PU registered after the revision) matches iff
   ``selector`` is set and selects its signed labels;
 - a peer without identity (a bare address) matches iff the longest prefix containing its
@@ -128,7 +130,8 @@ class PuView:
 
 @dataclass(frozen=True, slots=True)
 class DirectoryEntry:
-    """A peer PU some rule of this view can name: where it lives and what ports it declares."""
+    """A PU that some rule relates to one of this view's PUs, on either side (its rules or
+    theirs, ADR 0011): where it lives, which enforcer to ask, what ports it declares."""
 
     pu_id: str
     trust_domain: str
