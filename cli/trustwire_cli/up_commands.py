@@ -1,9 +1,10 @@
 """`trustwire up` (a whole local deployment and a demo on it) and `trustwire down`.
 
 ``up`` needs root (network namespaces, nftables) and etcd (``scripts/bootstrap`` installs it).
-It prints each step, then the table of the demo's connections; with ``--once`` it tears down
-and exits 0 when every observed verdict equals ``trustwire simulate -f examples/`` (1 and the
-differing connections otherwise); without, it keeps the deployment until Ctrl-C or SIGTERM.
+It prints each step, then the table of the demo's connections; with ``--once`` it stops the
+process PUs (checking that their enforcer removed them), tears down and exits 0 when every
+observed verdict equals ``trustwire simulate -f examples/`` (1 and the differing connections
+otherwise); without, it keeps the deployment until Ctrl-C or SIGTERM.
 See docs/local-deployment.md.
 """
 
@@ -89,7 +90,7 @@ def _preflight() -> str:
             "trustwire up needs root (it creates network namespaces and nftables rules): "
             "run it with sudo"
         )
-    for tool in ("ip", "nft"):
+    for tool in ("ip", "nft", "nsenter"):
         if shutil.which(tool) is None:
             raise FailedPrecondition(f"'{tool}' not found: run scripts/bootstrap")
     return _etcd_binary()
@@ -134,6 +135,11 @@ async def _up(deployment: LocalDeployment, *, once: bool, keep: bool) -> int:
         await _start(deployment)
         ready = True
         status = await _demo(deployment)
+        if once and not keep and deployment.process_pus:
+            # The process PUs' lifecycle, shown: what ``down`` would do, checked.
+            print("\nstopping the process PUs", flush=True)
+            for line in await deployment.stop_process_pus():
+                print(f"  {line}", flush=True)
         if not once:
             print("\nRunning. Ctrl-C (or SIGTERM) stops everything.", flush=True)
             await asyncio.Event().wait()
@@ -194,6 +200,15 @@ async def _start(deployment: LocalDeployment) -> None:
     print(f"  enforcers node-a, node-b ({time.monotonic() - started:.1f} s)", flush=True)
     await deployment.start_pus()
     print(f"  PUs registered ({time.monotonic() - started:.1f} s)", flush=True)
+    for run in deployment.process_pus.values():
+        digest = run.attested.get("exe-sha256", "")
+        print(
+            f"    {run.spec.key}: process PU {run.pu_id}, pid {run.pid} in cgroup {run.cgroup}, "
+            f"started by 'trustwire run' in {run.spec.netns}; attested pu-type="
+            f"{run.attested.get('pu-type', '?')} exe-sha256={digest[:12]}... "
+            f"user={run.attested.get('user', '?')}",
+            flush=True,
+        )
     revision = await deployment.apply_policies()
     print(
         f"  policies of {deployment.scenario.examples} applied; every enforcer acked revision "

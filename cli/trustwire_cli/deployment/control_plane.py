@@ -38,6 +38,7 @@ __all__ = [
     "Admin",
     "ServiceCredential",
     "enroll_service",
+    "local_pus",
     "register_pu",
 ]
 
@@ -198,3 +199,9 @@ async def register_pu(socket: Path, pu: PuSpec) -> str:
         request.ports.add(name=port.name, protocol=network_pb2.PROTOCOL_TCP, number=port.number)
     body = await LocalApiClient(socket).call("AddPu", request.SerializeToString())
     return str(local_pb.AddPuResponse.FromString(body).pu.id)
+
+
+async def local_pus(socket: Path) -> list[local_pb.LocalPu]:
+    """``trustwire pu list``: the PUs an enforcer serves, with what it attested."""
+    body = await asyncio.wait_for(LocalApiClient(socket).call("ListPus", b""), CALL_TIMEOUT_S)
+    return list(local_pb.ListPusResponse.FromString(body).pus)

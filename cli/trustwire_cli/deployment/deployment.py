@@ -3,10 +3,13 @@
 1. etcd (loopback ports, data in the state directory);
 2. the identity service (writes the admin credential on first start);
 3. two policy replicas, enrolled with service join tokens like any Trustwire service;
-4. the network (``topology``): hosts a and b and one namespace per example PU;
+4. the network (``topology``): hosts a and b and one namespace per example pod;
 5. one enforcer per host (root network namespace, loopback, as in the enforcer's end-to-end
    harness), enrolled with enforcer join tokens;
-6. the example PUs registered through each enforcer's local API, a server on their ports;
+6. the example PUs: each pod's namespace registered through its host's enforcer's local API,
+   a server on its ports; each process PU started with the real ``trustwire run`` inside its
+   host's namespace (the enforcer attests it and creates its cgroup), running
+   ``process_agent.py``;
 7. the example policies applied, and every enforcer's ack of that revision awaited.
 
 Each step is bounded in time and fails with one line naming the log to read. Everything
@@ -17,9 +20,12 @@ on failure) can always undo it.
 from __future__ import annotations
 
 import asyncio
+import errno
 import functools
 import os
+import signal
 import socket
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -30,14 +36,16 @@ import yaml
 
 from trustwire.errors import FailedPrecondition
 from trustwire.flows import FlowRecord
+from trustwire.policy.model import RESERVED_LABELS
+from trustwire_enforcer.datapath.cgroups import CgroupError, TrustwireCgroups
 
-from .control_plane import SERVER_NAME, Admin, enroll_service, register_pu
+from .control_plane import SERVER_NAME, Admin, enroll_service, local_pus, register_pu
 from .processes import Child, eventually, spawn, stop_recorded
 from .report import Row, build_rows
 from .scenario import Probe, PuSpec, Scenario
 from .state import Manifest
 from .topology import HOSTS, build_topology, destroy_namespaces
-from .traffic import Outcome, PuServers, attempt
+from .traffic import Outcome, PuServers, agent_serving, attempt, attempt_from_agent
 
 __all__ = ["LocalDeployment", "down"]
 
@@ -49,9 +57,13 @@ FLOW_TIMEOUT_S = 15.0  # the flow records of every probe to reach the policy ser
 # fail with EXPIRED at the source while their channel session is being set up (an enforcer
 # race, reported); one at a time the demo's 16 connections still take under a second.
 PROBE_CONCURRENCY = 4
-# Stop order: what depends on others first (enforcers report to the policy replicas, which
-# need identity's certificates and etcd).
-STOP_ORDER = ("enforcer", "policy", "identity", "etcd")
+RUN_STOP_TIMEOUT_S = 10.0  # a process PU's command to exit and its enforcer to remove the PU
+CGROUP_EMPTY_TIMEOUT_S = 5.0  # a killed cgroup's processes to be gone
+# Stop order: what depends on others first. A process PU's ``trustwire run`` goes before its
+# enforcer, which removes the PU (rules, cgroup, record) when the command exits; enforcers
+# report to the policy replicas, which need identity's certificates and etcd.
+STOP_ORDER = ("pu", "enforcer", "policy", "identity", "etcd")
+AGENT = Path(__file__).with_name("process_agent.py")
 
 
 def free_ports(count: int) -> list[int]:
@@ -72,6 +84,28 @@ def _environment(drop_prefix: str) -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(drop_prefix)}
 
 
+def _trustwire_cli() -> list[str]:
+    """The ``trustwire`` entry point of this installation (the one running ``up``)."""
+    script = Path(sys.executable).parent / "trustwire"
+    if os.access(script, os.X_OK):
+        return [str(script)]
+    return [sys.executable, "-m", "trustwire_cli.main"]
+
+
+@dataclass
+class ProcessPu:
+    """A running process PU: its ``trustwire run`` (the recorded child) and what its enforcer
+    attested once it was served."""
+
+    spec: PuSpec
+    child: Child
+    control: Path  # the agent's request socket
+    pu_id: str
+    cgroup: Path
+    pid: int = 0
+    attested: dict[str, str] = field(default_factory=dict)
+
+
 @dataclass
 class LocalDeployment:
     state_dir: Path
@@ -86,6 +120,7 @@ class LocalDeployment:
     enforcer_sockets: dict[str, Path] = field(default_factory=dict)
     pu_ids: dict[str, str] = field(default_factory=dict)
     servers: list[PuServers] = field(default_factory=list)
+    process_pus: dict[str, ProcessPu] = field(default_factory=dict)
     admin: Admin | None = None
 
     @property
@@ -281,13 +316,100 @@ class LocalDeployment:
             await eventually(f"{child.name} to be ready", ready, START_TIMEOUT_S, child=child)
 
     async def start_pus(self) -> None:
+        # Process PUs first: their ``trustwire run`` starts while the namespaces register.
         for pu in self.scenario.pus:
+            if pu.is_process:
+                self._start_run(pu)
+        for pu in self.scenario.pus:
+            if pu.is_process:
+                continue
             servers = PuServers(pu)
             await servers.start()
             self.servers.append(servers)
             self.pu_ids[pu.key] = await asyncio.wait_for(
                 register_pu(self.enforcer_sockets[pu.host], pu), START_TIMEOUT_S
             )
+        for run in self.process_pus.values():
+            await self._served(run)
+
+    def _start_run(self, pu: PuSpec) -> None:
+        """``trustwire run`` inside the host's namespace. ``nsenter --net`` and not ``ip netns
+        exec``, which remounts /sys and so would hide the cgroup2 mount from it."""
+        node = f"node-{pu.host}"
+        directory = self.state_dir / f"pu-{pu.name}"
+        directory.mkdir(mode=0o700)
+        control = directory / "agent.sock"
+        # The enforcer names the cgroup after the PU id (<node>.<name>): recorded before it
+        # exists, so ``down`` finds it whatever happens from here on.
+        try:
+            cgroup = TrustwireCgroups().path(f"{node}.{pu.name}")
+        except CgroupError as error:
+            raise FailedPrecondition(f"process PU {pu.key} needs cgroup v2: {error}") from None
+        self.manifest.add_cgroup(cgroup)
+        labels = [arg for k, v in sorted(pu.labels.items()) for arg in ("--label", f"{k}={v}")]
+        ports = [arg for p in pu.ports for arg in ("--port", f"{p.name}:{p.number}")]
+        argv = [
+            "nsenter",
+            f"--net=/run/netns/{pu.netns}",
+            *_trustwire_cli(),
+            "run",
+            "--socket",
+            str(self.enforcer_sockets[pu.host]),
+            "--namespace",
+            pu.namespace,
+            "--name",
+            pu.name,
+            *labels,
+            *ports,
+            "--",
+            # The interpreter itself (not the venv's symlink) is the attested executable; -I:
+            # the agent needs only the standard library, and no environment may change it.
+            os.path.realpath(sys.executable),
+            "-I",
+            "-u",
+            str(AGENT),
+            "--name",
+            pu.key,
+            *(arg for p in pu.ports for arg in ("--port", str(p.number))),
+            "--control",
+            str(control),
+        ]
+        child = self._spawn(f"pu-{pu.name}", argv, dict(os.environ))
+        self.process_pus[pu.key] = ProcessPu(pu, child, control, f"{node}.{pu.name}", cgroup)
+
+    async def _served(self, run: ProcessPu) -> None:
+        """Until the agent answers (it runs only once its PU is enforced), then check that the
+        enforcer registered what simulate evaluates: address, labels, ``pu-type``."""
+        pu = run.spec
+        await eventually(
+            f"process PU {pu.key} (trustwire run) to be served",
+            functools.partial(agent_serving, run.control),
+            START_TIMEOUT_S,
+            child=run.child,
+        )
+        listed = {p.pu.id: p for p in await local_pus(self.enforcer_sockets[pu.host])}
+        local = listed.get(run.pu_id)
+        if local is None:
+            raise FailedPrecondition(f"node-{pu.host} does not list process PU {run.pu_id}")
+        attested = dict(local.attested_labels)
+        registered = sorted(local.pu.ips)
+        differences = []
+        if registered != [pu.ip]:
+            differences.append(f"addresses {registered}, examples {[pu.ip]}")
+        if attested.get("pu-type") != "process":
+            differences.append(f"pu-type {attested.get('pu-type')!r}")
+        own = {k: v for k, v in local.pu.labels.items() if k not in RESERVED_LABELS}
+        if own != pu.labels:
+            differences.append(f"labels {own}, examples {pu.labels}")
+        if differences:
+            raise FailedPrecondition(
+                f"process PU {pu.key} is not what the examples declare: " + "; ".join(differences)
+            )
+        run.pid, run.attested = local.pid, attested
+        if local.cgroup_path and Path(local.cgroup_path) != run.cgroup:
+            run.cgroup = Path(local.cgroup_path)
+            self.manifest.add_cgroup(run.cgroup)
+        self.pu_ids[pu.key] = run.pu_id
 
     async def apply_policies(self) -> int:
         admin = self._admin()
@@ -311,6 +433,9 @@ class LocalDeployment:
 
         async def one(probe: Probe) -> Outcome:
             async with limit:
+                run = self.process_pus.get(probe.source.key)
+                if run is not None:
+                    return await attempt_from_agent(run.control, probe)
                 return await attempt(probe)
 
         outcomes = await asyncio.gather(*(one(p) for p in probes))
@@ -331,6 +456,39 @@ class LocalDeployment:
             if wanted <= seen or time.monotonic() >= deadline:
                 return records
             await asyncio.sleep(0.25)
+
+    async def stop_process_pus(self) -> list[str]:
+        """Stop each process PU's command as ``down`` does (SIGTERM to ``trustwire run``,
+        which forwards it) and wait, bounded, until its enforcer removed the PU and its cgroup.
+        Returns one line per PU saying so."""
+        done: list[str] = []
+        for run in self.process_pus.values():
+            process = run.child.process
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+            try:
+                status = await asyncio.to_thread(process.wait, RUN_STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                raise FailedPrecondition(
+                    f"trustwire run of {run.spec.key} did not exit in {RUN_STOP_TIMEOUT_S:g} s "
+                    f"(log: {run.child.log})"
+                ) from None
+            socket_path = self.enforcer_sockets[run.spec.host]
+
+            async def removed(run: ProcessPu = run, socket_path: Path = socket_path) -> bool:
+                listed = await local_pus(socket_path)
+                return all(p.pu.id != run.pu_id for p in listed) and not run.cgroup.exists()
+
+            await eventually(
+                f"node-{run.spec.host} to remove process PU {run.pu_id}",
+                removed,
+                RUN_STOP_TIMEOUT_S,
+            )
+            done.append(
+                f"{run.spec.key}: its command exited (trustwire run status {status}); "
+                f"node-{run.spec.host} removed PU {run.pu_id}, its rules and its cgroup"
+            )
+        return done
 
     async def close_servers(self) -> None:
         for servers in self.servers:
@@ -358,11 +516,44 @@ def down(state_dir: Path) -> list[str]:
     others = [p for p in manifest.processes if p.name.split("-")[0] not in STOP_ORDER]
     stop_recorded(others)
     problems += [f"process {p.name} (pid {p.pid})" for p in manifest.processes if p.alive()]
+    problems += [f"cgroup {c}" for c in remove_cgroups(manifest)]
     problems += [f"network namespace {n}" for n in destroy_namespaces(manifest.namespaces)]
     # The manifest stays as the record of what ran (a recorded pid is only ever signalled
     # while its start time matches, so a later ``down`` touches nothing).
     return problems
 
 
+def remove_cgroups(manifest: Manifest) -> list[str]:
+    """Remove the process PUs' cgroups that are still there (their enforcer removes them when
+    their command exits; this is for a command that outlived its ``trustwire run`` or an
+    enforcer that was gone): SIGKILL what is left inside, wait (bounded) until it is empty,
+    rmdir. Then the parent directories ``up`` caused to exist, if empty. Returns the PU
+    cgroups that could not be removed."""
+    failed: list[str] = []
+    for name in reversed(manifest.cgroups):
+        path = Path(name)
+        if not path.exists():
+            continue
+        try:
+            TrustwireCgroups.kill(path)
+            deadline = time.monotonic() + CGROUP_EMPTY_TIMEOUT_S
+            while TrustwireCgroups.populated(path) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if not TrustwireCgroups.remove(path):
+                failed.append(name)
+        except CgroupError:
+            failed.append(name)
+    for name in reversed(manifest.cgroup_parents):
+        try:
+            Path(name).rmdir()
+        except OSError as error:
+            # Not empty (EBUSY: another user's cgroups in it now) or already gone: not ours.
+            if error.errno not in (errno.EBUSY, errno.ENOTEMPTY, errno.ENOENT):
+                failed.append(name)
+    return failed
+
+
 def pu_summary(pus: Sequence[PuSpec]) -> str:
-    return ", ".join(f"{p.key} {p.ip} (host {p.host})" for p in pus)
+    return ", ".join(
+        f"{p.key} {p.ip} (host {p.host}{', process' if p.is_process else ''})" for p in pus
+    )

@@ -1,6 +1,7 @@
 """The demo's table: each driven connection with what the client saw, what the enforcers
 recorded (flow records), and whether that equals what ``trustwire simulate`` computes from the
-example files for the same pair and port.
+example files for the same pair and port. A process PU is marked ``(process)`` where it is the
+source or the destination; the others are network-namespace PUs (the examples' pods).
 """
 
 from __future__ import annotations
@@ -14,7 +15,13 @@ from ..tables import table
 from .scenario import Expectation, Probe
 from .traffic import Outcome
 
-__all__ = ["Row", "build_rows", "mismatches", "render", "select_record"]
+__all__ = ["LEGEND", "Row", "build_rows", "mismatches", "render", "select_record"]
+
+PROCESS_MARK = " (process)"
+LEGEND = (
+    "(process): a Linux process PU (trustwire run on its host, attested by that host's "
+    "enforcer, enforced by its cgroup); the others are network-namespace PUs"
+)
 
 HEADERS = [
     "SOURCE",
@@ -45,11 +52,13 @@ class Row:
     expected: str  # what simulate computes: "allow", "encrypt", "reject"
     trace_id: str
     match: bool
+    source_type: str = "pod"  # the PU's type: "pod" (a network namespace) or "process"
+    destination_type: str = "pod"
 
     def cells(self) -> list[str]:
         return [
-            self.source,
-            self.destination,
+            self.source + (PROCESS_MARK if self.source_type == "process" else ""),
+            self.destination + (PROCESS_MARK if self.destination_type == "process" else ""),
             str(self.port),
             self.verdict,
             self.client,
@@ -149,13 +158,18 @@ def build_rows(
                 _expected_text(expectation),
                 trace,
                 match,
+                probe.source.pu_type.value,
+                probe.destination.pu_type.value,
             )
         )
     return rows
 
 
 def render(rows: Sequence[Row]) -> str:
-    return table(HEADERS, [r.cells() for r in rows])
+    text = table(HEADERS, [r.cells() for r in rows])
+    if any("process" in (r.source_type, r.destination_type) for r in rows):
+        text += "\n" + LEGEND + "\n"
+    return text
 
 
 def mismatches(rows: Sequence[Row]) -> list[str]:

@@ -1,9 +1,12 @@
 """The demo scenario, derived from the example cluster (``examples/``).
 
-The example files are the single source of truth: the workloads they declare become PUs
-(network namespaces with the declared IP, labels and ports), the policy documents are applied
-to the policy service, and the verdicts ``trustwire simulate -f examples/`` computes are what
-the observed connections must match.
+The example files are the single source of truth: the workloads they declare become PUs, the
+policy documents are applied to the policy service, and the verdicts ``trustwire simulate -f
+examples/`` computes are what the observed connections must match. A Pod becomes a network
+namespace with the declared IP, labels and ports; a ``type: process`` ProcessingUnit becomes a
+Linux process started with ``trustwire run`` inside the namespace of the host whose address it
+declares (a process has no address of its own), so simulate and the live deployment see the
+same address, labels and ``pu-type``.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ from typing import Any
 import yaml
 
 from trustwire.errors import InvalidArgument
-from trustwire.policy import Cluster, PolicyEngine, Protocol, load_cluster, read_sources
+from trustwire.policy import Cluster, PolicyEngine, Protocol, PuType, load_cluster, read_sources
+
+from .topology import HOST_ADDRESSES, host_netns
 
 __all__ = [
     "POLICY_KINDS",
@@ -33,13 +38,12 @@ POLICY_KINDS = frozenset(
     {"Namespace", "NetworkPolicy", "NetworkAccessPolicy", "ExternalNetwork", "Tier"}
 )
 
-# Where each example workload runs. Frontend and API share host a (same-host traffic), the
+# Where each example pod runs. Frontend and API share host a (same-host traffic), the
 # database and Prometheus are on host b (their traffic crosses the wire between hosts).
-# A workload not listed here goes to host a.
+# A pod not listed here goes to host a; a process PU runs on the host of its address.
 PLACEMENT: dict[str, str] = {
     "shop/frontend": "a",
     "shop/api": "a",
-    "shop/backup": "a",
     "shop/db": "b",
     "monitoring/prometheus": "b",
 }
@@ -53,7 +57,8 @@ class PortSpec:
 
 @dataclass(frozen=True, slots=True)
 class PuSpec:
-    """One example workload as the demo runs it: a network namespace with one address."""
+    """One example workload as the demo runs it: a network namespace with one address, or a
+    process in its host's namespace (``pu_type`` process) with the host's address."""
 
     key: str  # "namespace/name", as simulate names it
     namespace: str
@@ -62,10 +67,16 @@ class PuSpec:
     ip: str
     ports: tuple[PortSpec, ...]
     host: str  # "a" or "b"
+    pu_type: PuType = PuType.POD
+
+    @property
+    def is_process(self) -> bool:
+        return self.pu_type is PuType.PROCESS
 
     @property
     def netns(self) -> str:
-        return f"tw-{self.name}"
+        """The network namespace its sockets live in (a process PU's is its host's)."""
+        return host_netns(self.host) if self.is_process else f"tw-{self.name}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +144,9 @@ def load_scenario(examples: Path) -> Scenario:
         ipv4 = [str(ip) for ip in workload.ips if ":" not in str(ip)]
         if not ipv4:
             continue  # nothing to put in a namespace: the demo cannot run it
+        host = PLACEMENT.get(workload.key, "a")
+        if workload.pu_type is PuType.PROCESS:
+            host = _process_host(examples, workload.key, ipv4)
         pus.append(
             PuSpec(
                 key=workload.key,
@@ -145,18 +159,43 @@ def load_scenario(examples: Path) -> Scenario:
                     for p in workload.ports
                     if p.protocol is Protocol.TCP
                 ),
-                host=PLACEMENT.get(workload.key, "a"),
+                host=host,
+                pu_type=PuType.PROCESS if workload.pu_type is PuType.PROCESS else PuType.POD,
             )
         )
     if not pus:
         raise InvalidArgument(f"{examples}: no workload with an IPv4 address", field="--examples")
-    names = [p.netns for p in pus]
+    # Names make the namespaces (tw-<name>) and the process PUs' ids (<node>.<name>).
+    names = [p.name for p in pus]
     if len(set(names)) != len(names):
         raise InvalidArgument(
             f"{examples}: two workloads share a name across namespaces ({names})",
             field="--examples",
         )
+    hosts = [p.host for p in pus if p.is_process]
+    if len(set(hosts)) != len(hosts):
+        # The enforcer resolves an inbound connection to the PU its address names; two process
+        # PUs at one address could not be told apart (docs/enforcer.md, known limits).
+        raise InvalidArgument(
+            f"{examples}: two process PUs on one host would share its address",
+            field="--examples",
+        )
     return Scenario(examples, tuple(pus), _policy_yaml(sources), cluster)
+
+
+def _process_host(examples: Path, key: str, ipv4: Sequence[str]) -> str:
+    """The host a process PU runs on: the one whose address it declares. A process registers
+    its namespace's addresses, so any other address would make simulate and the live
+    deployment disagree about it."""
+    hosts = [h for h, address in HOST_ADDRESSES.items() if address in ipv4]
+    if len(ipv4) != 1 or not hosts:
+        choices = " or ".join(f"{a} (host {h})" for h, a in HOST_ADDRESSES.items())
+        raise InvalidArgument(
+            f"{examples}: process PU {key} must declare exactly one of its host's addresses, "
+            f"{choices}; got {', '.join(ipv4)}",
+            field="--examples",
+        )
+    return hosts[0]
 
 
 def _policy_yaml(sources: Sequence[tuple[str, str]]) -> str:

@@ -1,16 +1,19 @@
 """The state directory of a local deployment: what ``up`` started, so ``down`` can undo it.
 
 Layout (everything ``up`` writes lives here; nothing else on the machine is touched except the
-network namespaces it records)::
+network namespaces and process PU cgroups it records)::
 
-    deployment.json     manifest: processes (pid + kernel start time) and namespaces
+    deployment.json     manifest: processes (pid + kernel start time), namespaces, cgroups
     config              CLI connection file (TRUSTWIRE_CONFIG) with the policy address
     logs/<name>.log     stdout and stderr of every child process
     etcd/ identity/ policy-1/ policy-2/ enforcer-a/ enforcer-b/   their state
+    pu-<name>/          a process PU's agent control socket
 
-The manifest is rewritten (atomically) after every process start and namespace creation, so
-a ``down`` after a crash of ``up`` at any point finds everything. A pid is recorded with the
-process's start time (``/proc/<pid>/stat`` field 22), so a recycled pid is never signalled.
+The manifest is rewritten (atomically) after every process start and namespace creation, and
+before each process PU's cgroup can exist (the enforcer creates it, under a name known in
+advance), so a ``down`` after a crash of ``up`` at any point finds everything. A pid is
+recorded with the process's start time (``/proc/<pid>/stat`` field 22), so a recycled pid is
+never signalled.
 """
 
 from __future__ import annotations
@@ -58,6 +61,10 @@ class Manifest:
     path: Path
     processes: list[RecordedProcess] = field(default_factory=list)
     namespaces: list[str] = field(default_factory=list)
+    # Process PU cgroups (``down`` empties and removes them), and the parent directories that
+    # did not exist before (removed when empty: another user of them may have come since).
+    cgroups: list[str] = field(default_factory=list)
+    cgroup_parents: list[str] = field(default_factory=list)
 
     @classmethod
     def load(cls, state_dir: Path) -> Manifest:
@@ -72,6 +79,8 @@ class Manifest:
             path,
             [RecordedProcess(**p) for p in data.get("processes", [])],
             [str(n) for n in data.get("namespaces", [])],
+            [str(c) for c in data.get("cgroups", [])],
+            [str(c) for c in data.get("cgroup_parents", [])],
         )
 
     def save(self) -> None:
@@ -79,6 +88,8 @@ class Manifest:
             "version": _VERSION,
             "processes": [asdict(p) for p in self.processes],
             "namespaces": self.namespaces,
+            "cgroups": self.cgroups,
+            "cgroup_parents": self.cgroup_parents,
         }
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=2) + "\n")
@@ -94,6 +105,16 @@ class Manifest:
         if name not in self.namespaces:
             self.namespaces.append(name)
             self.save()
+
+    def add_cgroup(self, path: Path) -> None:
+        """Record a process PU's cgroup before it is created, and its parent if that does not
+        exist yet (so the parent's removal is ours to do)."""
+        parent = str(path.parent)
+        if not path.parent.exists() and parent not in self.cgroup_parents:
+            self.cgroup_parents.append(parent)
+        if str(path) not in self.cgroups:
+            self.cgroups.append(str(path))
+        self.save()
 
 
 def prepare_state_dir(state_dir: Path) -> Manifest:

@@ -4,14 +4,19 @@
 
     tw-frontend 10.20.1.10/32 ─veth─ tw-host-a ─link0─ tw-host-b ─veth─ tw-db 10.20.1.30/32
     tw-api      10.20.1.20/32 ─veth─┘ 10.233.0.1       10.233.0.2 └─veth─ tw-prometheus
+                                      └ backup (a process PU: the host's address)
 
 PUs keep the addresses the examples give them (so ``trustwire simulate -f examples/`` and the
 live deployment talk about the same IPs), even where two PUs of one /24 sit on different hosts.
 So every PU address is a /32 routed to its veth (as Calico does): the PU's default route is a
-link-local gateway address that the host side of every PU link carries, and each host routes
-the other's PUs over ``link0``. Every address lives inside namespaces made here, so nothing
-on the machine's own network changes. Enforcers run in the root namespace (as in the
-enforcer's end-to-end harness) and intercept inside the PU namespaces.
+link-local gateway address the host holds on its loopback (so it answers the PU's ARP for it on
+every PU link), and each host routes the other's PUs over ``link0``. The gateway is kept off
+the links so that a host's only address off ``lo`` is its ``link0`` address: a process PU
+(``trustwire run`` inside the host's namespace) registers the addresses of its namespace, and
+so gets exactly the host address the examples declare for it; the host's routes to its PUs
+name that address as their source for the same reason. Every address lives inside namespaces
+made here, so nothing on the machine's own network changes. Enforcers run in the root
+namespace (as in the enforcer's end-to-end harness) and intercept inside the PU namespaces.
 
 Deleting a namespace deletes its links, routes and nft tables: ``destroy_namespaces`` is the
 whole cleanup, idempotent.
@@ -22,15 +27,19 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from trustwire.errors import FailedPrecondition
 from trustwire_enforcer.datapath.netns import run_in_netns
 
-from .scenario import PuSpec
 from .state import Manifest
+
+if TYPE_CHECKING:
+    from .scenario import PuSpec
 
 __all__ = [
     "HOSTS",
+    "HOST_ADDRESSES",
     "LINK_IF",
     "build_topology",
     "check_namespaces_free",
@@ -42,7 +51,9 @@ __all__ = [
 HOSTS = ("a", "b")
 LINK_IF = "link0"
 LINK_NET = "10.233.0"  # the wire between the hosts (a private test range)
-GATEWAY = "169.254.1.1"  # every PU's default gateway: the host end of its veth
+# Each host's address on the wire: also the address of the process PUs it runs.
+HOST_ADDRESSES = {"a": f"{LINK_NET}.1", "b": f"{LINK_NET}.2"}
+GATEWAY = "169.254.1.1"  # every PU's default gateway: on each host's loopback
 
 
 def host_netns(key: str) -> str:
@@ -74,7 +85,8 @@ def existing_namespaces() -> set[str]:
 
 
 def planned_namespaces(pus: Iterable[PuSpec]) -> list[str]:
-    return [host_netns(k) for k in HOSTS] + [pu.netns for pu in pus]
+    # A process PU lives in its host's namespace: it adds none.
+    return [host_netns(k) for k in HOSTS] + [pu.netns for pu in pus if not pu.is_process]
 
 
 def _add_netns(manifest: Manifest, name: str) -> None:
@@ -99,15 +111,19 @@ def build_topology(manifest: Manifest, pus: Sequence[PuSpec]) -> None:
     are made, so a failure half way is cleaned up by ``down``)."""
     check_namespaces_free(pus)
     a, b = (host_netns(k) for k in HOSTS)
-    link_ip = {a: f"{LINK_NET}.1", b: f"{LINK_NET}.2"}
+    link_ip = {host_netns(k): HOST_ADDRESSES[k] for k in HOSTS}
     for host in (a, b):
         _add_netns(manifest, host)
         _sysctl(host, "net.ipv4.ip_forward", "1")
+        # scope link: never chosen as a source address for a routed destination.
+        _ip("-n", host, "addr", "add", f"{GATEWAY}/32", "dev", "lo", "scope", "link")
     _ip("-n", a, "link", "add", LINK_IF, "type", "veth", "peer", "name", LINK_IF, "netns", b)
     for host in (a, b):
         _ip("-n", host, "addr", "add", f"{link_ip[host]}/24", "dev", LINK_IF)
         _ip("-n", host, "link", "set", LINK_IF, "up")
     for index, pu in enumerate(pus):
+        if pu.is_process:
+            continue  # started later by ``trustwire run`` inside its host's namespace
         host = host_netns(pu.host)
         other = b if host == a else a
         _add_netns(manifest, pu.netns)
@@ -127,9 +143,7 @@ def build_topology(manifest: Manifest, pus: Sequence[PuSpec]) -> None:
             pu.netns,
         )
         _ip("-n", host, "link", "set", veth, "up")
-        # The host side owns the gateway address on every PU link (the same /32 on each).
-        _ip("-n", host, "addr", "add", f"{GATEWAY}/32", "dev", veth)
-        _ip("-n", host, "route", "add", f"{pu.ip}/32", "dev", veth)
+        _ip("-n", host, "route", "add", f"{pu.ip}/32", "dev", veth, "src", link_ip[host])
         _ip("-n", other, "route", "add", f"{pu.ip}/32", "via", link_ip[host])
         _ip("-n", pu.netns, "addr", "add", f"{pu.ip}/32", "dev", "eth0")
         _ip("-n", pu.netns, "link", "set", "eth0", "up")
