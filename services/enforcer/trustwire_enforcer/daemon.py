@@ -44,7 +44,6 @@ from trustwire_enforcer.credentials import (
 )
 from trustwire_enforcer.datapath import (
     ConnectionReport,
-    Direction,
     InterceptedConnection,
     PreAuthorizations,
     ProxyDatapath,
@@ -247,23 +246,7 @@ class Enforcer:
     # the PUs), so it calls these, which delegate.
 
     async def _decide(self, conn: InterceptedConnection) -> Verdict:
-        if conn.direction is Direction.INGRESS and not self._receives_for(conn):
-            return Verdict.reject(
-                "address_mismatch", revision=self.policy.revision if self.policy else 0
-            )
         return await self.handshake.decide(conn)
-
-    def _receives_for(self, conn: InterceptedConnection) -> bool:
-        """Process PUs share their namespace's addresses, and ``Authorize`` names the PU its
-        destination address resolves to. A connection that reached another PU's listener at
-        that address must not use a grant decided for that PU: it is refused (and the grant,
-        single-use and not its own, dropped)."""
-        policy = self.policy
-        owner = policy.local_pu_at(conn.five_tuple.destination_ip) if policy else None
-        if owner is None or owner.id == conn.pu_id:
-            return True
-        self.grants.take(conn.five_tuple)
-        return False
 
     def _on_report(self, report: ConnectionReport) -> None:
         self.handshake.on_report(report)

@@ -34,7 +34,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -60,9 +60,9 @@ from trustwire.policy.decision import DirectionDecision
 from trustwire.policy.decision import ReasonCode as PolicyReason
 from trustwire.policy.labels import Labels
 from trustwire.policy.model import Action as PolicyAction
-from trustwire.policy.model import Direction, Scores
+from trustwire.policy.model import Direction, IPAddress, Scores
 from trustwire.policy.model import Protocol as L4
-from trustwire.policy.views import EnforcerEndpoint, Peer, PuView
+from trustwire.policy.views import DirectoryEntry, EnforcerEndpoint, Peer, PuView
 from trustwire_enforcer.datapath import (
     Action,
     ConnectionReport,
@@ -154,6 +154,11 @@ class LocalIdentities(Protocol):
         """The PU's identity document envelope, None while it has none."""
         ...
 
+    def listening_pu(self, pu_ids: Sequence[str], ip: IPAddress, port: int) -> str | None:
+        """Of ``pu_ids`` (PUs sharing ``ip``), the one the kernel delivers a connection to
+        ``ip:port`` to (its cgroup owns the listening socket); None when not exactly one."""
+        ...
+
 
 @dataclass
 class _Side:
@@ -208,6 +213,16 @@ def _egress_action(decision: DirectionDecision | None) -> PolicyAction:
     if not decision.allowed:
         return PolicyAction.REJECT
     return PolicyAction.ENCRYPT if decision.encrypted else PolicyAction.ALLOW
+
+
+def _combined_egress(decisions: list[DirectionDecision | None]) -> PolicyAction:
+    """What a source tells the destination when the destination PU is one of several: reject
+    only if it rejects them all, encrypt if any it allows requires it (the destination
+    encrypts on request; the source re-decides on the PU the answer names)."""
+    actions = {_egress_action(d) for d in decisions}
+    if actions == {PolicyAction.REJECT}:
+        return PolicyAction.REJECT
+    return PolicyAction.ENCRYPT if PolicyAction.ENCRYPT in actions else PolicyAction.ALLOW
 
 
 def _scores(verified: VerifiedProfile) -> Scores:
@@ -282,6 +297,16 @@ class Handshake:
         if verdict is None:
             return self.inbound_without_grant(conn)
         side = self._ingress.get(conn.five_tuple)
+        if side is not None and side.pu_id != conn.pu_id:
+            # The grant was decided for another PU at this address than the one whose
+            # listener the kernel delivered the connection to: only possible where resolution
+            # by port was ambiguous (PUs sharing a port with SO_REUSEPORT, a listener that
+            # moved between Authorize and the SYN). Another PU's grant must not admit it.
+            for span in side.spans:
+                span.end()
+            refused = self._refused_side(conn, ReasonCode.ADDRESS_MISMATCH.value)
+            self._ingress[conn.five_tuple] = refused
+            return Verdict.reject(refused.decision.reason, revision=refused.revision)
         if side is not None:
             side.spans.append(self.tracer.start_span("intercept", context=side.parent))
         return verdict
@@ -320,7 +345,9 @@ class Handshake:
         assert own is not None
         source = self._own_endpoint(own, str(tuple_.source_ip))
         port = tuple_.destination_port
-        destination = resolve_destination(policy, self.enforcer_id, tuple_.destination_ip)
+        destination = resolve_destination(
+            policy, self.enforcer_id, tuple_.destination_ip, port, self._listening(tuple_)
+        )
         if isinstance(destination, ExternalDestination):
             peer = Peer.address(tuple_.destination_ip)
             with self.tracer.start_as_current_span("decide"):
@@ -417,7 +444,7 @@ class Handshake:
         document = self.identities.document(conn.pu_id)
         if document is None:
             raise Refusal(FAIL_CLOSED, "the PU has no identity document yet")
-        entry, endpoint = destination.entry, destination.enforcer
+        endpoint = destination.enforcer
         peer_id = self._enforcer_spiffe(endpoint)
         channel = self.channels.channel(endpoint.enforcer_id, endpoint.addresses)
         port = tuple_.destination_port
@@ -425,11 +452,16 @@ class Handshake:
         # view matches a directory PU by id, so the verified labels cannot change this; only
         # conditions on the destination's scores (known from the answer) can, and they are
         # checked again below. The destination needs it to encrypt when only we require it.
+        # Several candidates (PUs sharing the address, none declaring the port): the answer
+        # names the one that listens; until then ask with what any of them would get.
         with self.tracer.start_as_current_span("decide"):
-            intent = policy.decide(
-                conn.pu_id, Direction.EGRESS, Peer.identity(entry.pu_id, Labels()), port
-            )
-        egress = _egress_action(intent)
+            intents = {
+                entry.pu_id: policy.decide(
+                    conn.pu_id, Direction.EGRESS, Peer.identity(entry.pu_id, Labels()), port
+                )
+                for entry in destination.entries
+            }
+        egress = _combined_egress(list(intents.values()))
         with self.tracer.start_as_current_span(
             "authorize", attributes={"trustwire.peer_enforcer": peer_id}
         ) as span:
@@ -458,12 +490,14 @@ class Handshake:
         if isinstance(checked, VerificationError):
             raise Refusal(checked.code.value, f"answer did not verify: {checked}")
         verified = checked
-        if str(verified.signer) != peer_id or verified.pu_id != entry.pu_id:
+        if str(verified.signer) != peer_id or verified.pu_id not in intents:
             raise Refusal(
                 PEER_REJECTED,
                 f"answer from {verified.signer} for {verified.pu_id}, "
-                f"expected {peer_id} for {entry.pu_id}",
+                f"expected {peer_id} for {' or '.join(intents)}",
             )
+        entry: DirectoryEntry = next(e for e in destination.entries if e.pu_id == verified.pu_id)
+        intent = intents[entry.pu_id]
         labels = Labels(verified.labels)
         destination_ep = FlowEndpoint(
             entry.pu_id, labels, verified.trust_domain.name, str(tuple_.destination_ip), port
@@ -609,7 +643,13 @@ class Handshake:
         policy = self._policy()
         if claimed is None or egress is PolicyAction.OBSERVE:
             return AuthorizeAnswer(False, ReasonCode.MALFORMED_PROFILE.value)
-        target = policy.local_pu_at(claimed.destination_ip) if policy is not None else None
+        target = (
+            policy.local_pu_at(
+                claimed.destination_ip, claimed.destination_port, self._listening(claimed)
+            )
+            if policy is not None
+            else None
+        )
         if target is None:
             # Not a PU of ours (or no policy yet): nothing to authorize; say which.
             reason = ReasonCode.ADDRESS_MISMATCH.value if policy else POLICY_NOT_SYNCED
@@ -905,6 +945,16 @@ class Handshake:
             side = self._ingress.pop(key)
             for span in side.spans:
                 span.end()
+
+    def _listening(self, tuple_: FiveTuple) -> Callable[[tuple[PuView, ...], int], PuView | None]:
+        """The kernel's answer to "which of these PUs sharing the destination address listens
+        on the port" (for ``AppliedPolicy.local_pu_at``)."""
+
+        def listening(pus: tuple[PuView, ...], port: int) -> PuView | None:
+            owner = self.identities.listening_pu([pu.id for pu in pus], tuple_.destination_ip, port)
+            return next((pu for pu in pus if pu.id == owner), None)
+
+        return listening
 
     def _pu_labels(self, pu: PuView) -> Labels:
         return Labels(

@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import os
 import re
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
@@ -49,6 +50,7 @@ from trustwire_enforcer.datapath import FailMode, ProxyDatapath
 from trustwire_enforcer.datapath.cgroups import TrustwireCgroups, cgroup_of
 from trustwire_enforcer.datapath.netns import list_addresses, netns_path
 from trustwire_enforcer.datapath.rules import remove_ruleset
+from trustwire_enforcer.listeners import ListenerIndex, cgroup_ids
 from trustwire_enforcer.state_files import PuFile, StoredPu
 
 __all__ = ["DocumentSource", "LocalPus", "PreparedRun", "PuRegistry", "PuRequest", "RunRequest"]
@@ -134,11 +136,16 @@ class LocalPus:
         self._watches: dict[str, int] = {}  # process PU id -> pidfd
         self._cleanups: set[asyncio.Task[None]] = set()
         self._pus: dict[str, StoredPu] = {}
+        self._listeners = ListenerIndex()
         self._lock = asyncio.Lock()
         self._removed = asyncio.Condition()  # notified after each removal (for waiters)
         self._removing: set[str] = set()
         # Why a PU is not served (interception failed): its traffic follows its fail mode.
         self.last_errors: dict[str, str] = {}
+        # PUs dropped at restart (their workload ended while the enforcer was down): their
+        # policy-service records are deregistered by ``maintain`` once the control plane
+        # answers, so peers stop listing them.
+        self.dropped: set[str] = set()
         # Why a PU's record or document could not be refreshed: still served (from disk), the
         # control plane is retried on the next maintenance round.
         self.sync_errors: dict[str, str] = {}
@@ -155,6 +162,34 @@ class LocalPus:
     def all(self) -> list[StoredPu]:
         return [self._pus[k] for k in sorted(self._pus)]
 
+    def listening_pu(
+        self, pu_ids: Sequence[str], ip: ipaddress.IPv4Address | ipaddress.IPv6Address, port: int
+    ) -> str | None:
+        """Of the process PUs ``pu_ids`` (which share ``ip``), the one whose cgroup owns the
+        socket listening on ``ip:port``: the PU the kernel will deliver the SYN to, and whose
+        nft rules will redirect it. None when none of them listens there, when several do
+        (``SO_REUSEPORT`` across PUs: the kernel picks per connection), or when the kernel
+        could not be asked. Blocking, but one small netlink dump per namespace."""
+        if not isinstance(ip, ipaddress.IPv4Address):
+            return None
+        owners: set[str] = set()
+        by_netns: dict[int, list[StoredPu]] = {}
+        for pu_id in pu_ids:
+            pu = self._pus.get(pu_id)
+            if pu is not None and pu.pu_type == "process":
+                by_netns.setdefault(pu.netns_inode, []).append(pu)
+        for inode, pus in by_netns.items():
+            try:
+                listeners = self._listeners.listeners(pus[0].netns, inode, ip, port)
+            except OSError as error:
+                _log.warning("listening sockets not readable: %s", error)
+                return None
+            ids = {listener.cgroup_id for listener in listeners}
+            for pu in pus:
+                if ids & cgroup_ids(Path(pu.cgroup_path)):
+                    owners.add(pu.pu_id)
+        return owners.pop() if len(owners) == 1 else None
+
     # ------------------------------------------------------------------ lifecycle
 
     async def restore(self) -> list[str]:
@@ -165,6 +200,7 @@ class LocalPus:
         for pu in self._file.load().values():
             if pu.pu_type == "process":
                 if not await self._restore_process(pu):
+                    self.dropped.add(pu.pu_id)
                     continue
                 restored.append(pu.pu_id)
                 continue
@@ -174,6 +210,7 @@ class LocalPus:
                 inode = -1
             if inode != pu.netns_inode:
                 _log.info("PU namespace gone while stopped; dropped", extra={"pu_id": pu.pu_id})
+                self.dropped.add(pu.pu_id)
                 continue
             try:
                 await self._datapath.add_pu(pu.pu_id, pu.netns, fail_mode=FailMode(pu.fail_mode))
@@ -265,6 +302,9 @@ class LocalPus:
             if pu is not None and pu.pu_type == "process":
                 with contextlib.suppress(TrustwireError):
                     TrustwireCgroups.remove(Path(pu.cgroup_path))
+                self._listeners.keep_only(
+                    p.netns_inode for p in self._pus.values() if p.pu_type == "process"
+                )
             self._file.save(self._pus)
         if pu is not None:
             self.last_errors.pop(pu_id, None)
@@ -464,6 +504,7 @@ class LocalPus:
         """Daemon stop: stop watching (the PUs stay, in their fail mode) and finish cleanups."""
         for pu_id in list(self._watches):
             self._unwatch(pu_id)
+        self._listeners.close()
         for run in self._prepared.values():
             if run.expiry is not None:
                 run.expiry.cancel()
@@ -471,8 +512,18 @@ class LocalPus:
             await asyncio.wait(list(self._cleanups), timeout=_EMPTY_WAIT + 1)
 
     async def maintain(self, *, force: bool = False) -> None:
-        """Re-register every PU (idempotent) and refresh documents past their refresh time;
-        run after a restart and periodically. Failures are retried on the next call."""
+        """Re-register every PU (idempotent) and refresh documents past their refresh time,
+        deregister the PUs dropped at restart; run after a restart and periodically. Failures
+        are retried on the next call."""
+        for pu_id in sorted(self.dropped):
+            if pu_id in self._pus:  # served again meanwhile (added anew under the same id)
+                self.dropped.discard(pu_id)
+                continue
+            try:
+                await self._registry.deregister_pu(pu_id)
+                self.dropped.discard(pu_id)
+            except (TrustwireError, OSError) as error:
+                self.sync_errors[pu_id] = str(error)
         for pu in self.all():
             try:
                 await self._registry.register_pu(pu)

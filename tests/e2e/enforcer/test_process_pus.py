@@ -16,6 +16,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,20 +28,24 @@ from tests.e2e.enforcer.harness import (
     PORT,
     WAIT,
     ControlPlane,
+    EnforcerProcess,
     Host,
     attempt,
     converge,
+    enforcer_settings,
     flows_between,
     flush_flows,
     knows,
     names_policy,
     serves,
 )
+from tests.e2e.enforcer.test_restart import eventually, free_port, status
 from tests.support.netns import EchoServer, Topology
 from trustwire.api.common.v1 import envelope_pb2
 from trustwire.api.enforcer.v1 import enforcer_local_service_pb2 as local_pb
 from trustwire.errors import InvalidArgument, TrustwireError
 from trustwire.identity._codec import decode_document
+from trustwire_enforcer.datapath.cgroups import TrustwireCgroups
 from trustwire_enforcer.datapath.rules import installed_ruleset
 from trustwire_enforcer.local_api import LocalApiClient
 
@@ -152,9 +157,21 @@ def cli(socket_path: Path, verb: list[str], *args: str, netns: str | None = None
     return [*prefix, str(CLI), *verb, "--socket", str(socket_path), *args]
 
 
-async def start_run(host: Host, netns: str, name: str, labels: dict[str, str]) -> Run:
-    socket_path = host.enforcer.settings.local_socket
+async def start_run(
+    host: Host,
+    netns: str,
+    name: str,
+    labels: dict[str, str],
+    ports: dict[str, int] | None = None,
+    *,
+    socket_path: Path | None = None,
+    enforcer_id: str = "",
+) -> Run:
+    """``host``'s enforcer, or the one at ``socket_path`` named ``enforcer_id``."""
+    socket_path = socket_path or host.enforcer.settings.local_socket
+    enforcer_id = enforcer_id or host.enforcer.enforcer_id
     label_args = [x for k, v in labels.items() for x in ("--label", f"{k}={v}")]
+    label_args += [x for k, v in (ports or {}).items() for x in ("--port", f"{k}:{v}")]
     argv = cli(
         socket_path,
         ["run"],
@@ -178,7 +195,7 @@ async def start_run(host: Host, netns: str, name: str, labels: dict[str, str]) -
         text=True,
         start_new_session=True,  # its own process group: kill_all reaches CLI and command
     )
-    run = Run(process, f"{host.enforcer.enforcer_id}.{name}")
+    run = Run(process, f"{enforcer_id}.{name}")
     assert await run.line() == "ready"  # printed only after StartRun: the PU is served
     return run
 
@@ -319,6 +336,89 @@ async def test_namespace_pu_reaches_a_process_pu_listening_port_by_policy(
     assert flows_between(records, batch, db.pu_id)["egress"].decision.verdict.value == "reject"
 
 
+API_ONLY = """
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: shop
+  annotations: {trustwire.io/default-action: reject}
+---
+apiVersion: trustwire.io/v1
+kind: NetworkAccessPolicy
+metadata: {name: web-to-api, namespace: shop}
+spec:
+  subject: {matchLabels: {app: web}}
+  object: {matchLabels: {app: api}}
+  action: allow
+---
+apiVersion: trustwire.io/v1
+kind: NetworkAccessPolicy
+metadata: {name: web-never-admin, namespace: shop}
+spec:
+  tier: security
+  subject: {matchLabels: {app: web}}
+  object: {matchLabels: {app: admin}}
+  action: reject
+"""
+
+
+async def test_process_pus_sharing_an_address_are_reached_by_their_own_port(
+    plane: ControlPlane, hosts: HostFactory, topo: Topology, runs: list[Run]
+) -> None:
+    """Two process PUs of one host namespace share its address and listen on different ports.
+    A namespace PU on the other host is admitted at the one policy allows and refused (a fast
+    reset) at the other; each side's flow records name the PU that owns the port. ``api``
+    declares its port (the source picks it from the directory); ``admin`` declares none (the
+    source asks about both, and the destination enforcer answers for the PU whose cgroup owns
+    the listening socket). Before, the address resolved to one of them for both ports."""
+    a, b = await hosts("a"), await hosts("b")
+    host = topo.hosts["a"]
+    b1 = topo.pu("b1")
+    web = await b.add_pu(b1.name, labels={"app": "web"})
+    api = await start_run(a, host.name, "api", {"app": "api"}, ports={"http": PORT})
+    admin = await start_run(a, host.name, "admin", {"app": "admin"})
+    runs += [api, admin]
+    assert await api.ask(f"listen {PORT}") == "listening"
+    assert await admin.ask(f"listen {PORT + 1}") == "listening"
+    await plane.apply(API_ONLY)
+    await converge([a], lambda v: serves(api.pu_id, admin.pu_id)(v) and knows(web)(v))
+    await converge([b], lambda v: serves(web)(v) and knows(api.pu_id, admin.pu_id)(v))
+    await converge(
+        [a, b], lambda v: names_policy("web-to-api")(v) and names_policy("web-never-admin")(v)
+    )
+
+    for _ in range(2):
+        assert (await asyncio.to_thread(attempt, b1.name, (host.link_ip, PORT)))[0] == 0
+        code, seconds = await asyncio.to_thread(attempt, b1.name, (host.link_ip, PORT + 1))
+        assert code in (errno.ECONNRESET, errno.EPIPE, errno.ECONNREFUSED)
+        assert seconds < 1.0, "a rejection is a fast reset"
+
+    await flush_flows(a, b)
+    records = await plane.flows()
+    allowed = flows_between(records, web, api.pu_id)
+    assert set(allowed) == {"egress", "ingress"}
+    for side in allowed.values():
+        assert side.decision.verdict.value == "allow"
+        assert side.decision.policy == "shop/web-to-api"
+        assert side.destination.port == PORT
+        assert side.connection_count == 2
+    assert allowed["ingress"].destination.labels.get("app") == "api"
+    refused = flows_between(records, web, admin.pu_id)
+    assert set(refused) == {"egress", "ingress"}
+    for side in refused.values():
+        assert side.decision.verdict.value == "reject"
+        assert side.decision.policy == "shop/web-never-admin"
+        assert side.destination.port == PORT + 1
+        assert side.connection_count == 2
+    assert refused["egress"].destination.labels.get("app") == "admin"
+    # Nothing was admitted or refused under the other PU's name.
+    for record in records:
+        if record.destination.pu_id == api.pu_id:
+            assert record.destination.port == PORT
+        if record.destination.pu_id == admin.pu_id:
+            assert record.destination.port == PORT + 1
+
+
 async def test_trustwire_run_refuses_bad_input_in_one_line_with_exit_code_2(
     tmp_path: Path,
 ) -> None:
@@ -416,3 +516,128 @@ async def test_policy_selects_a_process_pu_by_its_attested_executable(
     await flush_flows(a, b)
     pair = flows_between(await plane.flows(), web, db.pu_id)
     assert pair["ingress"].destination.labels.get("exe-sha256") == digest
+
+
+async def listed_pus(client: LocalApiClient) -> dict[str, local_pb.LocalPu]:
+    listed = local_pb.ListPusResponse.FromString(await client.call("ListPus", b""))
+    return {p.pu.id: p for p in listed.pus}
+
+
+async def test_a_restarted_enforcer_serves_its_live_process_pus_again_and_drops_dead_ones(
+    plane: ControlPlane, hosts: HostFactory, topo: Topology, runs: list[Run], tmp_path: Path
+) -> None:
+    """Enforcer b runs as its own process (SIGKILLed for real) and serves two `trustwire run`
+    PUs. While b is down, db fails closed (its connections fail at once, both ways) and keeps
+    running; `gone` dies. The restarted b serves db again from disk (same PU, same process,
+    connections its policy allows work again), and cleans up after `gone`: its table, its
+    cgroup, its record on disk and in the policy service (peers stop listing it)."""
+    a = await hosts("a")
+    settings = await enforcer_settings(
+        plane, "node-b", tmp_path / "node-b", listen_address=f"127.0.0.1:{free_port()}"
+    )
+    b = EnforcerProcess(settings, log=tmp_path / "node-b.log")
+    local_b = LocalApiClient(settings.local_socket)
+    host_b = topo.hosts["b"]
+    a1 = topo.pu("a1")
+    outside = EchoServer(a1.name, a1.ip, PORT + 1)
+    try:
+        await b.start()
+        await a.add_pu(a1.name, labels={"app": "web"})
+        db = await start_run(
+            a,
+            host_b.name,
+            "db",
+            {"app": "db"},
+            socket_path=settings.local_socket,
+            enforcer_id="node-b",
+        )
+        gone = await start_run(
+            a,
+            host_b.name,
+            "gone",
+            {"app": "db"},
+            socket_path=settings.local_socket,
+            enforcer_id="node-b",
+        )
+        runs += [db, gone]
+        assert await db.ask(f"listen {PORT}") == "listening"
+        revision = await plane.apply(SHOP)
+        await converge(
+            [a], lambda v: knows(db.pu_id, gone.pu_id)(v) and names_policy("web-to-db")(v)
+        )
+
+        async def b_applied() -> bool:
+            return (await status(local_b)).applied_revision >= revision
+
+        await eventually(b_applied)
+        before = await listed_pus(local_b)
+        gone_cgroup = Path(before[gone.pu_id].cgroup_path)
+        gone_table = a.enforcer.datapath.table_for(gone.pu_id)
+        assert installed_ruleset(f"/run/netns/{host_b.name}", gone_table) is not None
+        assert (await asyncio.to_thread(attempt, a1.name, (host_b.link_ip, PORT)))[0] == 0
+
+        b.kill()
+        # Fail closed: db is not reached and reaches nothing, at once; it keeps running.
+        code, seconds = await asyncio.to_thread(attempt, a1.name, (host_b.link_ip, PORT))
+        assert code != 0
+        assert seconds < 1.0
+        out = (await db.ask(f"connect {a1.ip} {PORT + 1}")).split()
+        assert out[0] == "err"
+        assert int(out[1]) == errno.ECONNREFUSED
+        assert float(out[2]) < 1.0
+        gone.kill_all()  # CLI and command die while nobody watches
+
+        await b.start()
+        after = await listed_pus(local_b)
+        assert list(after) == [db.pu_id]
+        assert after[db.pu_id].state == local_pb.LOCAL_PU_STATE_ENFORCED
+        assert after[db.pu_id].pid == before[db.pu_id].pid  # the same process, not re-run
+        assert (await asyncio.to_thread(attempt, a1.name, (host_b.link_ip, PORT)))[0] == 0
+        assert db.process.poll() is None
+        assert await db.ask(f"connect {a1.ip} {PORT + 1}") != "ok"  # still enforced: no rule
+
+        # The dead PU: rules gone from the shared namespace, cgroup removed, record dropped
+        # on disk and deregistered (a's directory stops listing it).
+        assert installed_ruleset(f"/run/netns/{host_b.name}", gone_table) is None
+        stored = json.loads((settings.state_dir / "pus.json").read_text())
+        assert [p["pu_id"] for p in stored["pus"]] == [db.pu_id]
+        await converge([a], lambda v: knows(db.pu_id)(v) and not knows(gone.pu_id)(v))
+
+        async def cgroup_removed() -> bool:
+            return not gone_cgroup.exists()  # noqa: ASYNC240
+
+        await eventually(cgroup_removed)
+
+        # And b still removes db when its command ends.
+        db_cgroup = Path(after[db.pu_id].cgroup_path)
+        assert db.process.stdin is not None
+        db.process.stdin.write("exit 0\n")
+        db.process.stdin.flush()
+        assert await db.wait() == 0
+
+        async def db_removed() -> bool:
+            return db.pu_id not in await listed_pus(local_b) and not db_cgroup.exists()  # noqa: ASYNC240
+
+        await eventually(db_removed)
+        assert (
+            installed_ruleset(f"/run/netns/{host_b.name}", a.enforcer.datapath.table_for(db.pu_id))
+            is None
+        )
+    finally:
+        for run in runs:
+            if run.process.poll() is None:
+                run.kill_all()
+        b.terminate()  # an orderly stop keeps PUs (their fail mode): clean up after them
+        discard_cgroups("node-b.")
+        outside.close()
+
+
+def discard_cgroups(prefix: str) -> None:
+    """Empty and remove the Trustwire cgroups named ``prefix*`` (bounded wait)."""
+    tree = TrustwireCgroups()
+    for path in tree.root.glob(f"{prefix}*"):
+        TrustwireCgroups.kill(path)
+        deadline = time.monotonic() + WAIT
+        while TrustwireCgroups.populated(path) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        TrustwireCgroups.remove(path)

@@ -122,14 +122,14 @@ def _view() -> EnforcerView:
 
 def test_the_directory_resolves_enforced_peers_and_external_addresses() -> None:
     policy = AppliedPolicy(_view(), 7)
-    remote = resolve_destination(policy, "node-1", ipaddress.ip_address("10.0.2.2"))
+    remote = resolve_destination(policy, "node-1", ipaddress.ip_address("10.0.2.2"), 80)
     assert isinstance(remote, RemoteDestination)
     assert remote.entry.pu_id == "node-2.db"
     # A peer whose enforcer has no known address has nobody to ask: decided as an address.
-    unreachable = resolve_destination(policy, "node-1", ipaddress.ip_address("10.0.9.2"))
+    unreachable = resolve_destination(policy, "node-1", ipaddress.ip_address("10.0.9.2"), 80)
     assert isinstance(unreachable, ExternalDestination)
     assert unreachable.network == ""
-    partner = resolve_destination(policy, "node-1", ipaddress.ip_address("203.0.113.9"))
+    partner = resolve_destination(policy, "node-1", ipaddress.ip_address("203.0.113.9"), 80)
     assert isinstance(partner, ExternalDestination)
     assert partner.network == "partner"
     assert partner.labels == Labels({"role": "partner"})
