@@ -136,10 +136,23 @@ class ControlPlane:
         return int(bundle.revocations.sequence_number)
 
 
-async def start_control_plane(tmp: Path, etcd_endpoint: str, prefix: str) -> ControlPlane:
+async def start_control_plane(
+    tmp: Path,
+    etcd_endpoint: str,
+    prefix: str,
+    *,
+    clock: Callable[[], datetime] | None = None,
+    **identity_settings: Any,
+) -> ControlPlane:
+    """``clock`` and ``identity_settings`` (e.g. ``certificate_ttl_seconds``) configure the
+    identity service, for tests of certificate lifetimes."""
     inner = await EtcdStore.connect([etcd_endpoint])
     store = PrefixedStore(inner, prefix + "identity")
-    identity = await IdentityServer.start(settings_for(tmp / "identity"), store=store)
+    identity = await IdentityServer.start(
+        settings_for(tmp / "identity", **identity_settings),
+        store=store,
+        clock=clock or (lambda: datetime.now(UTC)),
+    )
     # The policy replica enrols like any Trustwire service and serves mutual TLS with the
     # identity service's certificate, so enforcers are authorized by their real identity.
     token = await create_token(identity, "policy", kind=enrollment_pb2.ENROLLMENT_KIND_SERVICE)
