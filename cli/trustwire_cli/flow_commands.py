@@ -253,6 +253,12 @@ def run_suggest(args: argparse.Namespace) -> int:
             ),
             timeout=CALL_TIMEOUT_S,
         )
+        if response.unreachable_replicas:
+            print(
+                "warning: policy replicas not reached, suggestions ignore their flows: "
+                + ", ".join(sorted(response.unreachable_replicas)),
+                file=sys.stderr,
+            )
         if not response.suggestions:
             print("# no allowed flows to suggest policies for in this period", file=sys.stderr)
             return 0

@@ -41,7 +41,7 @@ from typing import Protocol
 from trustwire.errors import InvalidArgument, TrustwireError
 from trustwire.flows import FlowFilter, FlowRecord
 
-from .flowstore import FlowStore
+from .flowstore import CollectedFlows, FlowStore
 from .replicas import ReplicaMember, ReplicaMembership, Roster
 
 __all__ = ["ClusterFlows", "ClusterPage", "FlowPeers", "ReplicaPage"]
@@ -223,26 +223,26 @@ class ClusterFlows:
 
     async def collect(
         self, flow_filter: FlowFilter, *, start: datetime, end: datetime, limit: int
-    ) -> list[FlowRecord]:
+    ) -> CollectedFlows:
         """Every matching record of the range cluster-wide, newest first, at most ``limit``
-        (for Suggest). Replicas not reached are logged: the suggestion rests on the rest."""
+        (for Suggest), and the replicas not reached (the suggestion rests on the rest)."""
         out: list[FlowRecord] = []
         token = ""
-        unreachable: tuple[str, ...] = ()
+        unreachable: set[str] = set()
         while len(out) < limit:
             page = await self.query(
                 flow_filter, start=start, end=end, page_size=1000, page_token=token
             )
             out.extend(page.records)
-            unreachable = page.unreachable
+            unreachable.update(page.unreachable)
             token = page.next_token
             if not token:
                 break
         if unreachable:
             _log.warning(
-                "flows of some replicas were not reached", extra={"replicas": list(unreachable)}
+                "flows of some replicas were not reached", extra={"replicas": sorted(unreachable)}
             )
-        return out[:limit]
+        return CollectedFlows(out[:limit], tuple(sorted(unreachable)))
 
     # ------------------------------------------------------------------------ internals
 

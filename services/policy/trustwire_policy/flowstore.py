@@ -43,7 +43,7 @@ from trustwire.api.flow.v1 import flow_record_pb2 as record_pb
 from trustwire.errors import InvalidArgument
 from trustwire.flows import FlowFilter, FlowRecord, record_from_proto, record_to_proto
 
-__all__ = ["FlowPage", "FlowStore", "IngestResult", "StoredFlow"]
+__all__ = ["CollectedFlows", "FlowPage", "FlowStore", "IngestResult", "StoredFlow"]
 
 _T = TypeVar("_T")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -106,6 +106,15 @@ class FlowPage:
     next_token: str
     # Parallel to ``flows``: the page token that continues right after each one.
     resume_tokens: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CollectedFlows:
+    """Records for Suggest, and the replicas whose records are missing from them (sorted;
+    empty for one replica's store)."""
+
+    records: list[FlowRecord]
+    unreachable: tuple[str, ...] = ()
 
 
 class FlowStore:
@@ -304,7 +313,7 @@ class FlowStore:
 
     async def collect(
         self, flow_filter: FlowFilter, *, start: datetime, end: datetime, limit: int
-    ) -> list[FlowRecord]:
+    ) -> CollectedFlows:
         """Every matching record of the range, newest first, at most ``limit`` (for Suggest)."""
         out: list[FlowRecord] = []
         token = ""
@@ -316,7 +325,7 @@ class FlowStore:
             token = page.next_token
             if not token:
                 break
-        return out[:limit]
+        return CollectedFlows(out[:limit])
 
 
 def _decode(blob: bytes) -> FlowRecord:

@@ -331,6 +331,19 @@ async def test_an_unreachable_replica_is_named_and_the_rest_returned(
     assert "node-1" in out
     assert "node-2" not in out
 
+    # Suggest, likewise: suggestions from what was reached, the missing replica named.
+    stub = policy_grpc.PolicyServiceStub(cluster.channel(a, ADMIN))
+    response = await stub.Suggest(policy_pb.SuggestRequest(namespace="shop"), timeout=WAIT_S)
+    assert list(response.unreachable_replicas) == ["replica-b"]
+    assert sum(s.flow_count for s in response.suggestions) == PER_REPLICA
+    status = await asyncio.to_thread(main, ["suggest", "-n", "shop"])
+    out, err = capsys.readouterr()
+    assert status == 0
+    assert err.strip().splitlines()[0] == (
+        "warning: policy replicas not reached, suggestions ignore their flows: replica-b"
+    )
+    assert "kind: NetworkAccessPolicy" in out
+
 
 async def test_stale_members_are_skipped_and_slow_ones_cut_at_the_deadline(
     cluster: Cluster, store: EtcdStore, settings: PolicySettings, silent_port: int
@@ -402,6 +415,7 @@ async def test_suggest_reads_the_whole_cluster(
     response = await stub.Suggest(policy_pb.SuggestRequest(namespace="shop"), timeout=WAIT_S)
     # node-2's flows (reported to b only) are evidence at a too.
     assert sum(s.flow_count for s in response.suggestions) == 2 * PER_REPLICA
+    assert not response.unreachable_replicas
 
 
 async def test_enrolled_replicas_ask_each_other_with_their_own_certificates(

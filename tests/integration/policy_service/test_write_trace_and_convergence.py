@@ -166,13 +166,18 @@ async def test_apply_wait_returns_for_a_write_that_changes_no_view(
         repository = replica.repository
         for node in ("node-1", "node-2"):
             await repository.register_enforcer(enforcer_pb2.Enforcer(id=node))
-        await repository.register_pu(pu("web", "web", "10.0.0.1", "node-1"))
+        registered = await repository.register_pu(pu("web", "web", "10.0.0.1", "node-1"))
         clients = [PolicyClient(n, [replica.address]) for n in ("node-1", "node-2")]
         for client in clients:
             client.start()
         try:
+            # Until every view includes the registration: a client may connect before the
+            # state mirror has applied it, get a snapshot without it, then a delta.
             for client in clients:
                 await client.wait_for(lambda c: c.view is not None, WAIT)
+            await clients[0].wait_for(
+                lambda c: c.view is not None and registered.id in {p.id for p in c.view.pus}, WAIT
+            )
             await distribution.flush()
             async with create_channel(replica.address) as channel:
                 stub = service_grpc.PolicyServiceStub(channel)

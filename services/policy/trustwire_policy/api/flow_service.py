@@ -36,7 +36,6 @@ from trustwire.api.policy.v1 import policy_service_pb2 as policy_pb
 from trustwire.errors import InvalidArgument, PermissionDenied
 from trustwire.flows import (
     FlowFilter,
-    FlowRecord,
     filter_from_proto,
     record_from_proto,
     record_to_proto,
@@ -47,7 +46,7 @@ from trustwire.runtime import Role, current_caller
 
 from .. import codec
 from ..cluster_flows import ClusterFlows
-from ..flowstore import FlowStore, StoredFlow
+from ..flowstore import CollectedFlows, FlowStore, StoredFlow
 from ..settings import LimitSettings
 from ..suggest import SuggestOptions, suggest, suggestions_yaml
 
@@ -260,7 +259,7 @@ class FlowCollector(Protocol):
 
     async def collect(
         self, flow_filter: FlowFilter, *, start: datetime, end: datetime, limit: int
-    ) -> list[FlowRecord]: ...
+    ) -> CollectedFlows: ...
 
 
 async def suggest_response(request: Any, store: FlowCollector) -> Any:
@@ -297,10 +296,10 @@ async def suggest_response(request: Any, store: FlowCollector) -> Any:
         tier=request.tier or "application",
         action=action,
     )
-    records: list[FlowRecord] = await store.collect(
+    collected = await store.collect(
         FlowFilter(namespace=request.namespace), start=start, end=end, limit=_SUGGEST_MAX_RECORDS
     )
-    result = suggest(records, options)
+    result = suggest(collected.records, options)
     if result.skipped:
         _log.info("suggest skipped records", extra={"skipped": result.skipped})
     return policy_pb.SuggestResponse(
@@ -314,4 +313,5 @@ async def suggest_response(request: Any, store: FlowCollector) -> Any:
             for s in result.suggestions
         ],
         yaml=suggestions_yaml(result.suggestions),
+        unreachable_replicas=collected.unreachable,
     )

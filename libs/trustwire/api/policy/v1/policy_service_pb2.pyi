@@ -347,12 +347,14 @@ class SuggestRequest(_message.Message):
     def __init__(self, object_selector: _Optional[_Union[_labels_pb2.LabelSelector, _Mapping]] = ..., namespace: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., label_keys: _Optional[_Iterable[str]] = ..., tier: _Optional[str] = ..., action: _Optional[_Union[_decision_pb2.Action, str]] = ...) -> None: ...
 
 class SuggestResponse(_message.Message):
-    __slots__ = ("suggestions", "yaml")
+    __slots__ = ("suggestions", "yaml", "unreachable_replicas")
     SUGGESTIONS_FIELD_NUMBER: _ClassVar[int]
     YAML_FIELD_NUMBER: _ClassVar[int]
+    UNREACHABLE_REPLICAS_FIELD_NUMBER: _ClassVar[int]
     suggestions: _containers.RepeatedCompositeFieldContainer[Suggestion]
     yaml: str
-    def __init__(self, suggestions: _Optional[_Iterable[_Union[Suggestion, _Mapping]]] = ..., yaml: _Optional[str] = ...) -> None: ...
+    unreachable_replicas: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, suggestions: _Optional[_Iterable[_Union[Suggestion, _Mapping]]] = ..., yaml: _Optional[str] = ..., unreachable_replicas: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Suggestion(_message.Message):
     __slots__ = ("policy", "flow_count", "connection_count", "already_allowed")
