@@ -198,6 +198,8 @@ async def _start(deployment: LocalDeployment) -> None:
     print("  hosts tw-host-a, tw-host-b; PUs " + pu_summary(deployment.scenario.pus), flush=True)
     await deployment.start_enforcers()
     print(f"  enforcers node-a, node-b ({time.monotonic() - started:.1f} s)", flush=True)
+    for line in deployment.metrics_summary():
+        print(f"    {line}", flush=True)
     await deployment.start_pus()
     print(f"  PUs registered ({time.monotonic() - started:.1f} s)", flush=True)
     for run in deployment.process_pus.values():

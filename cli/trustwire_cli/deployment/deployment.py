@@ -118,6 +118,8 @@ class LocalDeployment:
     enroll_address: str = ""
     policy_addresses: list[str] = field(default_factory=list)
     enforcer_sockets: dict[str, Path] = field(default_factory=dict)
+    # Prometheus endpoints (``GET /metrics``) by service name, e.g. "enforcer-a".
+    metrics_addresses: dict[str, str] = field(default_factory=dict)
     pu_ids: dict[str, str] = field(default_factory=dict)
     servers: list[PuServers] = field(default_factory=list)
     process_pus: dict[str, ProcessPu] = field(default_factory=dict)
@@ -276,11 +278,15 @@ class LocalDeployment:
 
     async def start_enforcers(self) -> None:
         admin = self._admin()
-        ports = free_ports(len(HOSTS))
+        # One call for both kinds, so that no channel port is also a metrics port.
+        ports = free_ports(2 * len(HOSTS))
         starting: list[Child] = []
-        for key, port in zip(HOSTS, ports, strict=True):
+        for key, port, metrics_port in zip(
+            HOSTS, ports[: len(HOSTS)], ports[len(HOSTS) :], strict=True
+        ):
             node = f"node-{key}"
             name = f"enforcer-{key}"
+            self.metrics_addresses[name] = f"127.0.0.1:{metrics_port}"
             token = await admin.join_token(self.identity_address, node, service=False)
             state = self.state_dir / name
             state.mkdir(mode=0o700)
@@ -300,6 +306,7 @@ class LocalDeployment:
                     "TRUSTWIRE_ENFORCER_POLICY__SERVER_NAME": SERVER_NAME,
                     "TRUSTWIRE_ENFORCER_LISTEN_ADDRESS": f"127.0.0.1:{port}",
                     "TRUSTWIRE_ENFORCER_LOCAL_SOCKET": str(sock),
+                    "TRUSTWIRE_ENFORCER_METRICS_ADDRESS": self.metrics_addresses[name],
                     # Short windows so the demo's table has its flow records within a second.
                     "TRUSTWIRE_ENFORCER_FLOWS__INTERVAL": "0.5",
                     "TRUSTWIRE_ENFORCER_FLOWS__WINDOW": "1",
@@ -314,6 +321,13 @@ class LocalDeployment:
                 return "trustwire-enforcer ready" in text
 
             await eventually(f"{child.name} to be ready", ready, START_TIMEOUT_S, child=child)
+
+    def metrics_summary(self) -> list[str]:
+        """One line per service that serves metrics, for the ``trustwire up`` summary."""
+        return [
+            f"{name} metrics on http://{address}/metrics"
+            for name, address in sorted(self.metrics_addresses.items())
+        ]
 
     async def start_pus(self) -> None:
         # Process PUs first: their ``trustwire run`` starts while the namespaces register.

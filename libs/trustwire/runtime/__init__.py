@@ -24,6 +24,14 @@ Calling::
     async with create_channel("policy:8443", tls, tracer_provider=...) as channel:
         ...  # failures raise TrustwireError subclasses
 
+Metrics (Prometheus text format, ``GET /metrics``)::
+
+    registry = MetricsRegistry()
+    served = registry.counter("trustwire_x_total", "What it counts.", labels=("verdict",))
+    served.labels("allow").inc()
+    metrics = MetricsServer(registry, "127.0.0.1:9464")
+    await metrics.start()
+
 Decisions and reasons: ``docs/decisions/0002-runtime.md``.
 """
 
@@ -52,6 +60,13 @@ from trustwire.runtime._errors import (
     translating_interceptors,
 )
 from trustwire.runtime._logs import JsonFormatter, configure_logging
+from trustwire.runtime._metrics import (
+    Counter,
+    Gauge,
+    Histogram,
+    MetricsRegistry,
+    MetricsServer,
+)
 from trustwire.runtime._server import (
     HEALTH_SERVICE,
     RotatingServerTLS,
@@ -76,9 +91,14 @@ __all__ = [
     "AuthorizationTable",
     "Caller",
     "ClientTLS",
+    "Counter",
     "ErrorDetailCodec",
     "ErrorInterceptor",
+    "Gauge",
+    "Histogram",
     "JsonFormatter",
+    "MetricsRegistry",
+    "MetricsServer",
     "Role",
     "RotatingServerTLS",
     "ServerTLS",

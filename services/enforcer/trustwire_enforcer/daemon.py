@@ -30,7 +30,14 @@ from trustwire.api.enforcer.v1 import authorization_service_pb2_grpc as authz_gr
 from trustwire.errors import TrustwireError
 from trustwire.identity import TrustBundle
 from trustwire.policy.views import EnforcerView
-from trustwire.runtime import RotatingServerTLS, Service, ServiceServer, TLSMaterial, build_server
+from trustwire.runtime import (
+    MetricsServer,
+    RotatingServerTLS,
+    Service,
+    ServiceServer,
+    TLSMaterial,
+    build_server,
+)
 from trustwire_enforcer.api.authorization import AUTHORIZATION, AUTHORIZATION_SERVICE
 from trustwire_enforcer.api.control_plane import IdentityConnection, PolicyConnection
 from trustwire_enforcer.api.convert import trust_update_from_pb
@@ -53,6 +60,7 @@ from trustwire_enforcer.datapath import (
 from trustwire_enforcer.flows import FlowReporter
 from trustwire_enforcer.handshake import Handshake
 from trustwire_enforcer.local_api import LocalApiServer
+from trustwire_enforcer.metrics import EnforcerMetrics, pu_state
 from trustwire_enforcer.policy_state import AppliedPolicy
 from trustwire_enforcer.pus import LocalPus
 from trustwire_enforcer.settings import EnforcerSettings
@@ -93,6 +101,11 @@ class Enforcer:
         self._local: LocalApiServer | None = None
         self.address = ""
         self.restored_revision = 0
+        self.metrics = EnforcerMetrics()
+        self._metrics_server: MetricsServer | None = None
+        # Data-channel TLS handshakes of configurations replaced by renewals and bundle
+        # updates (``tls_stats`` counts per configuration): the metric must not go backwards.
+        self._tls_handshakes_before = (0, 0)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -157,7 +170,9 @@ class Enforcer:
             tracer=self.tracer,
             preauthorization_ttl=settings.preauthorization_ttl,
             authorize_timeout=settings.authorize_timeout,
+            metrics=self.metrics,
         )
+        self._observe_state()
         await self.datapath.prewarm(8)
         restored = await self.pus.restore()
         if restored:
@@ -190,6 +205,10 @@ class Enforcer:
             view=self.policy.view if self.policy is not None else None,
             revision=self.policy.revision if self.policy is not None else 0,
         )
+        if settings.metrics_address:
+            # Once everything the scrape-time gauges read exists.
+            self._metrics_server = MetricsServer(self.metrics.registry, settings.metrics_address)
+            await self._metrics_server.start()
         self._spawn(self._register, "register-enforcer")
         self.policy_client.start()
         self._spawn(self._watch_trust, "trust-watch")
@@ -198,7 +217,11 @@ class Enforcer:
         self.flows.start()
         _log.info(
             "enforcer started",
-            extra={"enforcer_id": self.enforcer_id, "address": self.address},
+            extra={
+                "enforcer_id": self.enforcer_id,
+                "address": self.address,
+                "metrics_address": self.metrics_address,
+            },
         )
 
     async def stop(self, *, rules: Literal["remove", "fail_mode", "keep"] = "fail_mode") -> None:
@@ -214,6 +237,7 @@ class Enforcer:
         steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
             ("policy stream", self.policy_client.stop),
             ("local API", self._local.stop if self._local else _nothing),
+            ("metrics", self._metrics_server.stop if self._metrics_server else _nothing),
             ("enforcer channel", lambda: self._server.stop(0.5) if self._server else _nothing()),
             ("process PU watches", self.pus.close),
             ("datapath", lambda: self.datapath.close(rules=rules, grace=2.0)),
@@ -328,8 +352,20 @@ class Enforcer:
         # there as soon as profiles chained to them are.
         cred = self.trust.credential
         pem = certificates_to_pem(bundle.ca_certificates)
-        self.datapath.set_tls(TlsConfig.from_pem(cred.chain_pem, cred.key_pem, pem))
+        self._set_data_tls(TlsConfig.from_pem(cred.chain_pem, cred.key_pem, pem))
         self._channel_bundle_pem = pem
+
+    def _set_data_tls(self, tls: TlsConfig) -> None:
+        self._tls_handshakes_before = self._tls_handshakes()
+        self.datapath.set_tls(tls)
+
+    def _tls_handshakes(self) -> tuple[int, int]:
+        """(full, resumed) data-channel TLS handshakes since start."""
+        full, resumed = self._tls_handshakes_before
+        stats = self.datapath.tls_stats()
+        if stats is None:
+            return full, resumed
+        return full + stats.full, resumed + stats.resumed
 
     def _channel_material(self) -> TLSMaterial:
         """The enforcer channel server's TLS material, asked by gRPC on every handshake."""
@@ -348,7 +384,7 @@ class Enforcer:
         credential = EnforcerCredential(node)
         self.trust.rotate(credential)
         self._channel_bundle_pem = credential.bundle_pem
-        self.datapath.set_tls(credential.data_tls())
+        self._set_data_tls(credential.data_tls())
         self.policy_connection.reset(credential.client_tls(self.settings.policy.server_name))
         task = asyncio.get_running_loop().create_task(self.peers.reset(credential.client_tls()))
         self._tasks.append(task)
@@ -361,6 +397,41 @@ class Enforcer:
             await asyncio.sleep(MAINTENANCE_INTERVAL)
 
     # ------------------------------------------------------------------ status
+
+    @property
+    def metrics_address(self) -> str:
+        """Where ``GET /metrics`` is served, with the port bound ("" when off)."""
+        return self._metrics_server.address if self._metrics_server is not None else ""
+
+    def _observe_state(self) -> None:
+        def pus() -> list[tuple[str, str, str]]:
+            applied = self.policy
+            return [
+                (
+                    pu.pu_type,
+                    pu.fail_mode,
+                    pu_state(
+                        pu,
+                        failed=bool(self.pus.last_errors.get(pu.pu_id)),
+                        enforced=applied is not None and applied.pu(pu.pu_id) is not None,
+                    ),
+                )
+                for pu in self.pus.all()
+            ]
+
+        def certificate_seconds_left() -> float:
+            not_after = self.trust.credential.node.not_after
+            return (not_after - datetime.now(UTC)).total_seconds()
+
+        self.metrics.observe_state(
+            pus=pus,
+            live_relays=lambda: len(self.datapath.relays),
+            tls_handshakes=self._tls_handshakes,
+            policy_revision=lambda: self.policy.revision if self.policy is not None else 0,
+            policy_connected=lambda: self.policy_client.connected_address is not None,
+            certificate_seconds_left=certificate_seconds_left,
+            flow_records_dropped=lambda: self.flows.dropped,
+        )
 
     def facts(self) -> EnforcerFacts:
         return EnforcerFacts(

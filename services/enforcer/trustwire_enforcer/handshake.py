@@ -34,7 +34,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -73,6 +73,7 @@ from trustwire_enforcer.datapath import (
     Verdict,
 )
 from trustwire_enforcer.flows import FlowReporter
+from trustwire_enforcer.metrics import EnforcerMetrics
 from trustwire_enforcer.policy_state import (
     AppliedPolicy,
     ExternalDestination,
@@ -260,6 +261,7 @@ class Handshake:
         tracer: Tracer,
         preauthorization_ttl: float = 5.0,
         authorize_timeout: float = 3.0,
+        metrics: EnforcerMetrics | None = None,
     ) -> None:
         self.enforcer_id = enforcer_id
         self.trust = trust
@@ -271,6 +273,7 @@ class Handshake:
         self.tracer = tracer
         self.ttl = preauthorization_ttl
         self.timeout = authorize_timeout
+        self.metrics = metrics or EnforcerMetrics()
         self._egress: dict[int, _Side] = {}  # by datapath connection id
         self._ingress: dict[FiveTuple, _Side] = {}  # by wire 5-tuple
         self._session_tasks: dict[str, asyncio.Task[None]] = {}
@@ -462,9 +465,14 @@ class Handshake:
                 for entry in destination.entries
             }
         egress = _combined_egress(list(intents.values()))
-        with self.tracer.start_as_current_span(
-            "authorize", attributes={"trustwire.peer_enforcer": peer_id}
-        ) as span:
+        asked = time.perf_counter()
+        outcome = "failed"  # until an answer arrives: a timeout or channel failure raises
+        with (
+            self.tracer.start_as_current_span(
+                "authorize", attributes={"trustwire.peer_enforcer": peer_id}
+            ) as span,
+            self._timed_authorize(asked, lambda: outcome),
+        ):
             trace_context = TraceContext(traceparent=_traceparent(span))
             session = self.trust.session_with(peer_id)
             if session is None:
@@ -482,6 +490,7 @@ class Handshake:
                     channel, document, tuple_, trace_context, None, egress
                 )
                 checked = self._verify_answer(answer, tuple_, nonce)
+            outcome = "allowed" if answer.allowed else "rejected"
             span.set_attribute("trustwire.verdict", "allow" if answer.allowed else "reject")
             span.set_attribute("trustwire.reason", answer.reason)
         if checked is None:
@@ -537,6 +546,15 @@ class Handshake:
             encrypted=encrypted,
             peer_identity=peer_id,
         )
+
+    @contextlib.contextmanager
+    def _timed_authorize(self, asked: float, outcome: Callable[[], str]) -> Iterator[None]:
+        """Observe one Authorize round trip however it ends (``outcome`` read at the end)."""
+        try:
+            yield
+        finally:
+            elapsed = time.perf_counter() - asked
+            self.metrics.authorize_duration.labels(outcome()).observe(elapsed)
 
     async def _ask(
         self,
@@ -635,6 +653,19 @@ class Handshake:
         claimed: FiveTuple | None,
         peer_chain: tuple[bytes, ...] | None,
         egress: PolicyAction = PolicyAction.ALLOW,
+    ) -> AuthorizeAnswer:
+        """The ``Authorize`` handler (see :meth:`_authorize`), counted by verdict."""
+        answer = self._authorize(envelope, claimed, peer_chain, egress)
+        verdict = "allow" if answer.allowed else "reject"
+        self.metrics.authorize_served.labels(verdict, answer.reason).inc()
+        return answer
+
+    def _authorize(
+        self,
+        envelope: bytes,
+        claimed: FiveTuple | None,
+        peer_chain: tuple[bytes, ...] | None,
+        egress: PolicyAction,
     ) -> AuthorizeAnswer:
         """The ``Authorize`` handler. ``claimed`` is the tuple the (not yet verified) profile
         names, read by the transport so the verifier can check the profile against exactly
@@ -837,6 +868,7 @@ class Handshake:
                 span.set_attribute("trustwire.detail", report.detail[:200])
             span.end()
         side.spans.clear()
+        self.metrics.connection_finished(report, side.decision.verdict.value, side.decision.reason)
         self._record(side, 0 if rejected else sent, 0 if rejected else received, trace_id)
 
     def denied_by(self, policy: AppliedPolicy) -> Callable[[Relay], bool]:

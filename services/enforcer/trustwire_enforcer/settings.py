@@ -10,6 +10,7 @@ Environment examples::
     TRUSTWIRE_ENFORCER_IDENTITY__CA_SHA256=<hex>            # pin from `trustwire token create`
     TRUSTWIRE_ENFORCER_POLICY__ADDRESSES=policy-1:8445,policy-2:8445
     TRUSTWIRE_ENFORCER_LISTEN_ADDRESS=0.0.0.0:15443
+    TRUSTWIRE_ENFORCER_METRICS_ADDRESS=127.0.0.1:9464     # GET /metrics; unset: off
 
 A settings file (YAML) has the same shape (``identity: {address: ...}``).
 """
@@ -93,6 +94,9 @@ class EnforcerSettings:
     # Bound on one Authorize round trip; beyond it the connection is rejected (fail closed).
     authorize_timeout: float = 3.0
     flows: FlowReportSettings = field(default_factory=FlowReportSettings)
+    # Prometheus metrics (``GET /metrics``, plain HTTP, no authentication: bind it to loopback
+    # or a monitoring network); empty: not served. Port 0 picks a free one.
+    metrics_address: str = ""
     log_level: str = "INFO"
 
 

@@ -28,6 +28,7 @@ from trustwire_enforcer.api.convert import (
     timestamp,
 )
 from trustwire_enforcer.local_api import Caller, Handler
+from trustwire_enforcer.metrics import pu_state
 from trustwire_enforcer.policy_state import AppliedPolicy
 from trustwire_enforcer.pus import LocalPus, PuRequest, RunRequest
 from trustwire_enforcer.state_files import StoredPu
@@ -103,10 +104,13 @@ def local_handlers(
     def state_of(pu: StoredPu, local: local_pb.LocalPu) -> None:
         applied = policy()
         error = pus.last_errors.get(pu.pu_id)
-        if error:
+        # One rule for the state, shared with the enforcer's PU gauge (metrics.pu_state).
+        in_view = applied is not None and applied.pu(pu.pu_id) is not None
+        state = pu_state(pu, failed=bool(error), enforced=in_view)
+        if state == "failed":
             local.state = local_pb.LOCAL_PU_STATE_FAILED
-            local.last_error.message = error
-        elif applied is not None and applied.pu(pu.pu_id) is not None and pu.document:
+            local.last_error.message = error or ""
+        elif state == "enforced" and applied is not None:
             local.state = local_pb.LOCAL_PU_STATE_ENFORCED
             local.applied_revision = applied.revision
         else:
