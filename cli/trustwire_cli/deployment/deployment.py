@@ -204,10 +204,14 @@ class LocalDeployment:
 
     async def start_policy(self, replicas: int = 2) -> None:
         admin = self._admin()
-        ports = free_ports(replicas)
+        # One call for both kinds, so that no gRPC port is also a metrics port.
+        ports = free_ports(2 * replicas)
         starting: list[tuple[str, Child]] = []
-        for index, port in enumerate(ports, start=1):
+        for index, (port, metrics_port) in enumerate(
+            zip(ports[:replicas], ports[replicas:], strict=True), start=1
+        ):
             name = f"policy-{index}"
+            self.metrics_addresses[name] = f"127.0.0.1:{metrics_port}"
             token = await admin.join_token(self.identity_address, name, service=True)
             directory = self.state_dir / name
             tls = await enroll_service(
@@ -228,6 +232,7 @@ class LocalDeployment:
                     "TRUSTWIRE_POLICY_IDENTITY__SERVER_NAME": SERVER_NAME,
                     "TRUSTWIRE_POLICY_ETCD__ENDPOINTS": self.etcd_endpoint,
                     "TRUSTWIRE_POLICY_FLOWS__PATH": str(directory / "flows.sqlite"),
+                    "TRUSTWIRE_POLICY_METRICS_ADDRESS": self.metrics_addresses[name],
                 }
             )
             starting.append(

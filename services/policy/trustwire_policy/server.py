@@ -22,7 +22,13 @@ from opentelemetry.trace import TracerProvider
 from trustwire.api.flow.v1 import flow_service_pb2_grpc as flow_grpc
 from trustwire.api.policy.v1 import policy_service_pb2_grpc as service_grpc
 from trustwire.errors import InvalidArgument
-from trustwire.runtime import RotatingServerTLS, Service, ServiceServer, build_server
+from trustwire.runtime import (
+    MetricsServer,
+    RotatingServerTLS,
+    Service,
+    ServiceServer,
+    build_server,
+)
 from trustwire.store import KeyValueStore
 
 from .api.authorization import AUTHORIZATION, FLOW_SERVICE, POLICY_SERVICE
@@ -33,6 +39,7 @@ from .cluster_flows import ClusterFlows
 from .codec import Keyspace
 from .credential import CertificateFiles, CertificateRenewal
 from .flowstore import FlowStore
+from .metrics import policy_metrics
 from .replicas import ReplicaMembership, advertised_address, new_replica_id
 from .repository import PolicyRepository
 from .settings import PolicySettings
@@ -122,6 +129,7 @@ class PolicyReplica:
         self._server: ServiceServer | None = None
         self._health_task: asyncio.Task[None] | None = None
         self._renewal: CertificateRenewal | None = None
+        self._metrics_server: MetricsServer | None = None
 
     @property
     def server(self) -> ServiceServer:
@@ -132,6 +140,11 @@ class PolicyReplica:
     @property
     def address(self) -> str:
         return self.server.address
+
+    @property
+    def metrics_address(self) -> str:
+        """``host:port`` of the metrics endpoint ("" when off)."""
+        return self._metrics_server.address if self._metrics_server is not None else ""
 
     @property
     def renewal(self) -> CertificateRenewal | None:
@@ -185,6 +198,13 @@ class PolicyReplica:
             renewal.start()
             self._renewal = renewal
         await self._join_cluster()
+        if self.settings.metrics_address:
+            self._metrics_server = MetricsServer(
+                policy_metrics(self.servicer, self.flow_servicer, self.mirror),
+                self.settings.metrics_address,
+            )
+            await self._metrics_server.start()
+            _log.info("metrics served", extra={"address": self._metrics_server.address})
         if not self.mirror.ready:
             await self._server.set_serving("", False)
             await self._server.set_serving(POLICY_SERVICE.full_name, False)
@@ -211,6 +231,9 @@ class PolicyReplica:
         _log.info("policy state ready", extra={"revision": self.mirror.current.revision})
 
     async def stop(self, grace: float | None = 1.0) -> None:
+        if self._metrics_server is not None:
+            await self._metrics_server.stop()
+            self._metrics_server = None
         if self.membership is not None:
             # First: peers stop asking a replica that is going away.
             await self.membership.stop()

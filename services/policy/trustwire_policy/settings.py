@@ -162,6 +162,8 @@ class PolicySettings:
     reconnect_max_backoff: float = 5.0
     # Membership for cluster-wide flow queries.
     cluster: ClusterSettings = field(default_factory=ClusterSettings)
+    # host:port of the Prometheus metrics endpoint (GET /metrics); empty: no endpoint.
+    metrics_address: str = ""
 
     def __post_init__(self) -> None:
         if self.identity.enabled and not self.tls.enabled:

@@ -130,6 +130,8 @@ class FlowServicer(flow_grpc.FlowServiceServicer):  # type: ignore[misc]
         self.watchers = watchers or FlowWatchers()
         self.limits = limits or LimitSettings()
         self.cluster = cluster or ClusterFlows(store, replica_id="local")
+        # Since start, for metrics: records accepted, duplicate (retried) batches.
+        self.ingested: collections.Counter[str] = collections.Counter()
 
     async def ReportFlows(self, request: Any, context: Any) -> Any:
         batch_id = request.batch_id
@@ -150,6 +152,9 @@ class FlowServicer(flow_grpc.FlowServiceServicer):  # type: ignore[misc]
             for i, message in enumerate(request.records)
         ]
         result = await self.store.ingest(reporter, batch_id, records)
+        self.ingested["accepted"] += result.accepted
+        if result.duplicate:
+            self.ingested["duplicate_batches"] += 1
         if result.stored:
             self.watchers.publish(result.stored)
         return flow_pb.ReportFlowsResponse(

@@ -11,6 +11,7 @@ development and tests), which are then trusted as an admin would be.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import ipaddress
 import re
@@ -26,7 +27,7 @@ from trustwire.api.policy.v1 import enforcer_pb2 as enforcer_pb
 from trustwire.api.policy.v1 import policy_service_pb2 as service_pb
 from trustwire.api.policy.v1 import policy_service_pb2_grpc as service_grpc
 from trustwire.api.policy.v1 import processing_unit_pb2 as pu_pb
-from trustwire.errors import AlreadyExists, InvalidArgument, PermissionDenied
+from trustwire.errors import AlreadyExists, InvalidArgument, PermissionDenied, TrustwireError
 from trustwire.policy import Cluster, PolicyEngine, Scores, Workload
 from trustwire.runtime import Caller, Role, current_caller
 
@@ -78,12 +79,23 @@ class PolicyServicer(service_grpc.PolicyServiceServicer):  # type: ignore[misc]
         self.limits = limits or LimitSettings()
         self.trust_domain = trust_domain
         self.distribution = distribution
+        # Since start, for metrics: Apply calls by (mode, result reason or "OK").
+        self.applies: collections.Counter[tuple[str, str]] = collections.Counter()
         # Apply's statuses list every document problem (ApplyErrors), as the proto promises.
         register_apply_errors()
 
     # ------------------------------------------------------------------ policy resources
 
     async def Apply(self, request: Any, context: Any) -> Any:
+        try:
+            response = await self._apply(request)
+        except TrustwireError as error:
+            self.applies["dry_run" if request.dry_run else "write", error.reason] += 1
+            raise
+        self.applies["dry_run" if request.dry_run else "write", "OK"] += 1
+        return response
+
+    async def _apply(self, request: Any) -> Any:
         which = request.WhichOneof("input")
         if which == "yaml":
             manifests = parse_yaml(request.yaml.text, request.yaml.source_name, self.limits)

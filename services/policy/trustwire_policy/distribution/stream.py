@@ -30,6 +30,7 @@ Every response carries a nonce unique to this replica (``<replica>-<stream>-<n>`
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import logging
 import secrets
@@ -100,6 +101,9 @@ class PolicyDistribution:
         self._stream_ids = itertools.count(1)
         self.streams: dict[int, StreamStatus] = {}
         self._streams_changed = asyncio.Condition()
+        # Since start, for metrics: acks by result ("ack"/"nack"), responses by kind.
+        self.acks: collections.Counter[str] = collections.Counter()
+        self.responses: collections.Counter[str] = collections.Counter()
 
     def status(self, enforcer_id: str) -> list[StreamStatus]:
         return [s for s in self.streams.values() if s.enforcer_id == enforcer_id]
@@ -233,6 +237,7 @@ class _Stream:
             return
         self.inflight = None
         error: AckError | None = None
+        self.owner.acks["nack" if ack.HasField("error_detail") else "ack"] += 1
         if ack.HasField("error_detail"):
             detail = ack.error_detail
             error = AckError(detail.reason, detail.message, dict(detail.metadata))
@@ -353,6 +358,7 @@ class _Stream:
         self.considered = at.revision
         self.inflight = _Sent(responses[-1].nonce, view, at.revision, snapshot=True)
         self.status.responses += len(responses)
+        self.owner.responses["snapshot"] += 1
         return responses
 
     def _delta(
@@ -371,4 +377,5 @@ class _Stream:
         self.considered = max(self.considered, at.revision)
         self.inflight = _Sent(response.nonce, view, at.revision, snapshot=False)
         self.status.responses += 1
+        self.owner.responses["delta"] += 1
         return response
