@@ -39,6 +39,8 @@ from opentelemetry.trace import TracerProvider
 from trustwire.errors import Unavailable
 from trustwire.runtime._authorization import AuthorizationInterceptor, AuthorizationTable
 from trustwire.runtime._errors import ErrorInterceptor
+from trustwire.runtime._metrics import MetricsRegistry
+from trustwire.runtime._rpc_metrics import RpcMetricsInterceptor
 from trustwire.runtime._transport import DEFAULT_TRANSPORT, TransportOptions
 
 __all__ = [
@@ -311,6 +313,7 @@ def build_server(
     tracer_provider: TracerProvider | None = None,
     transport: TransportOptions = DEFAULT_TRANSPORT,
     reflection_enabled: bool = True,
+    metrics: MetricsRegistry | None = None,
 ) -> ServiceServer:
     """Build and bind a server hosting ``services`` (see the module docstring for what it adds).
 
@@ -320,10 +323,13 @@ def build_server(
     only tests and local-only servers should use. ``trust_domain`` refuses foreign callers.
     ``tracer_provider``: spans go to this provider (``None``: the global one); explicit
     providers let several services share a process, each with its own ``service.name``.
+    ``metrics``: per-RPC calls by code and durations go to this registry (outermost, so the
+    code is the final one; health checks left out).
     Raises ``Unavailable`` (reason ``BIND_FAILED``) if the address cannot be bound.
     Must be called with a running event loop (grpc.aio binds the server to it).
     """
-    interceptors: list[Any] = [
+    interceptors: list[Any] = [] if metrics is None else [RpcMetricsInterceptor(metrics)]
+    interceptors += [
         _aio_server_interceptor(
             tracer_provider=tracer_provider,
             filter_=filters.negate(filters.service_name(HEALTH_SERVICE)),

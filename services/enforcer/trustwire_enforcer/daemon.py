@@ -191,6 +191,7 @@ class Enforcer:
             trust_domain=self.credential.trust_domain.name,
             tracer_provider=self._tracer_provider,
             reflection_enabled=False,
+            metrics=self.metrics.registry,
         )
         await self._server.start()
         host = settings.listen_address.rpartition(":")[0]

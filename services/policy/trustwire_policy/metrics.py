@@ -24,8 +24,11 @@ def policy_metrics(
     flows: FlowServicer,
     mirror: StateMirror,
     members: Callable[[], int] | None = None,
+    *,
+    registry: MetricsRegistry | None = None,
 ) -> MetricsRegistry:
-    registry = MetricsRegistry()
+    """Adds the replica's metrics to ``registry`` (a new one when None) and returns it."""
+    registry = registry if registry is not None else MetricsRegistry()
     registry.counter(
         "trustwire_policy_apply_total",
         "Apply calls since start, by mode (write or dry_run) and result (OK, or the error "

@@ -23,6 +23,7 @@ from trustwire.api.flow.v1 import flow_service_pb2_grpc as flow_grpc
 from trustwire.api.policy.v1 import policy_service_pb2_grpc as service_grpc
 from trustwire.errors import InvalidArgument
 from trustwire.runtime import (
+    MetricsRegistry,
     MetricsServer,
     RotatingServerTLS,
     Service,
@@ -130,6 +131,8 @@ class PolicyReplica:
         self._health_task: asyncio.Task[None] | None = None
         self._renewal: CertificateRenewal | None = None
         self._metrics_server: MetricsServer | None = None
+        # Per-RPC metrics are recorded from the first call; served when metrics_address is set.
+        self.rpc_metrics = MetricsRegistry()
 
     @property
     def server(self) -> ServiceServer:
@@ -191,6 +194,7 @@ class PolicyReplica:
             authorization=AUTHORIZATION if server_tls is not None else None,
             trust_domain=self.settings.trust_domain or None,
             tracer_provider=self._tracer_provider,
+            metrics=self.rpc_metrics,
         )
         await self.mirror.start()
         await self._server.start()
@@ -200,7 +204,9 @@ class PolicyReplica:
         await self._join_cluster()
         if self.settings.metrics_address:
             self._metrics_server = MetricsServer(
-                policy_metrics(self.servicer, self.flow_servicer, self.mirror),
+                policy_metrics(
+                    self.servicer, self.flow_servicer, self.mirror, registry=self.rpc_metrics
+                ),
                 self.settings.metrics_address,
             )
             await self._metrics_server.start()

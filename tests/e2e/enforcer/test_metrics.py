@@ -151,6 +151,14 @@ async def test_counters_move_by_the_connections_made_and_pus_show_their_fail_mod
         series(BYTES, direction="ingress", stream="to_pu"): len(payload),
     }
     assert moved(before_b, after_b, "trustwire_enforcer_authorize_duration") == {}
+    # The runtime's per-RPC metric on b's channel server: two Authorize calls, both OK (a
+    # policy refusal is an answer, not an error status).
+    rpc = "trustwire_rpc_requests_total"
+    authz = "trustwire.api.enforcer.v1.AuthorizationService"
+    assert (
+        moved(before_b, after_b, rpc).get(series(rpc, service=authz, method="Authorize", code="OK"))
+        == 2
+    )
 
     # State gauges, computed at scrape time.
     pus = {k: v for k, v in after_a.items() if k[0] == "trustwire_enforcer_pus"}

@@ -67,6 +67,11 @@ async def test_replica_metrics_count_applies_streams_and_acks(
     assert value(before, "trustwire_policy_apply_total", mode="write", result=reason) == 0
     assert value(during, "trustwire_policy_state_revision") > 0
     assert value(during, "trustwire_policy_watch_streams") == 1
+    # The generic per-RPC metric of the runtime, with the final status codes.
+    rpc = "trustwire_rpc_requests_total"
+    service = "trustwire.api.policy.v1.PolicyService"
+    assert value(during, rpc, service=service, method="Apply", code="OK") == 1
+    assert value(during, rpc, service=service, method="Apply", code="INVALID_ARGUMENT") == 1
     assert value(during, "trustwire_policy_watch_responses_total", kind="snapshot") >= 1
     assert value(during, "trustwire_policy_watch_acks_total", result="ack") >= 1
     assert value(during, "trustwire_policy_watch_acks_total", result="nack") == 0
