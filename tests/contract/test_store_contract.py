@@ -14,6 +14,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, 
 import pytest
 
 from tests.contract.conftest import Backend
+from tests.support.waiting import eventually
 from trustwire.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
 from trustwire.store import (
     ABSENT,
@@ -68,19 +69,6 @@ async def collect(watch: AsyncIterator[Batch], until_revision: int) -> list[Batc
             if batch[-1].mod_revision >= until_revision:
                 return batches
     raise AssertionError(f"watch ended before revision {until_revision}: {batches}")
-
-
-async def eventually(probe: Callable[[], Awaitable[bool]], what: str) -> None:
-    """Poll ``probe`` until true, at most WAIT seconds: for server state that has no event to
-    await (etcd's watcher count)."""
-    try:
-        async with asyncio.timeout(WAIT):
-            while True:
-                if await probe():
-                    return
-                await asyncio.sleep(0.02)  # a poll interval, not a wait for the condition
-    except TimeoutError:
-        raise AssertionError(f"not within {WAIT} s: {what}") from None
 
 
 def shape(batches: Sequence[Batch]) -> list[tuple[int, list[tuple[str, str, bytes, bytes | None]]]]:

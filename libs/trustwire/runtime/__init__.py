@@ -73,6 +73,7 @@ from trustwire.runtime._server import (
     ServerTLS,
     Service,
     ServiceServer,
+    TLSFiles,
     TLSMaterial,
     build_server,
 )
@@ -104,6 +105,7 @@ __all__ = [
     "ServerTLS",
     "Service",
     "ServiceServer",
+    "TLSFiles",
     "TLSMaterial",
     "Telemetry",
     "TransportOptions",

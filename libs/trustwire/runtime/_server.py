@@ -49,6 +49,7 @@ __all__ = [
     "ServerTLS",
     "Service",
     "ServiceServer",
+    "TLSFiles",
     "TLSMaterial",
     "build_server",
 ]
@@ -120,7 +121,7 @@ class RotatingServerTLS(ServerTLS):
         """Material re-read when a file's modification time or size changes (a certificate
         manager rewriting them). A half-written set that does not load keeps the previous
         material: gRPC is handed a new configuration only when all three files read."""
-        return cls.following(_FileMaterial((certificate_chain, private_key, client_ca)))
+        return cls.following(TLSFiles(certificate_chain, private_key, client_ca))
 
     def credentials(self) -> grpc.ServerCredentials:
         source = self.source
@@ -154,11 +155,15 @@ class RotatingServerTLS(ServerTLS):
         )
 
 
-class _FileMaterial:
-    """TLS material from three files, re-read only when one of them changed on disk."""
+class TLSFiles:
+    """TLS material (chain, key, CA bundle) from three files, re-read only when one of them
+    changed on disk (a ``stat`` per call) and only taken when consistent: a set caught between
+    two renames of a rewrite keeps the previous material. Returns the same tuple object until
+    the material changes, so callers can tell a change by identity. For servers
+    (:meth:`RotatingServerTLS.from_files`) and clients that follow renewed files alike."""
 
-    def __init__(self, paths: tuple[Path, Path, Path]) -> None:
-        self._paths = paths
+    def __init__(self, certificate_chain: Path, private_key: Path, client_ca: Path) -> None:
+        self._paths = (certificate_chain, private_key, client_ca)
         self._stamp: tuple[tuple[int, int], ...] | None = None
         self._material: TLSMaterial | None = None
 
@@ -174,7 +179,9 @@ class _FileMaterial:
             # Caught between two renames of a rewrite (new chain, old key): keep what worked;
             # the next handshake reads again.
             return self._material
-        self._stamp, self._material = stamp, (chain, key, client_ca)
+        if self._material != (chain, key, client_ca):  # a touch alone is no change
+            self._material = (chain, key, client_ca)
+        self._stamp = stamp
         return self._material
 
 

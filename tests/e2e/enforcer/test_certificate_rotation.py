@@ -38,6 +38,7 @@ from tests.e2e.enforcer.test_enforcer import SHOP
 from tests.integration.identity.identity_testkit import MovableClock
 from tests.support.etcd import EtcdServer
 from tests.support.netns import EchoServer, Topology
+from tests.support.waiting import eventually
 from trustwire_enforcer.daemon import Enforcer
 from trustwire_enforcer.local_api import LocalApiClient
 
@@ -118,14 +119,20 @@ async def test_the_enforcer_channel_presents_its_renewed_certificate(
         await converge([b], knows(web))
         assert first.not_valid_after_utc < datetime.now(UTC) + timedelta(seconds=15)
 
-        # Until the first certificate has expired and the channel presents a later one.
-        async with asyncio.timeout(30):
-            while True:
-                now = datetime.now(UTC)
-                shown = await asyncio.to_thread(presented, a.enforcer.address, plane)
-                if now > first.not_valid_after_utc and shown.serial_number != first.serial_number:
-                    break
-                await asyncio.sleep(0.2)
+        shown = first
+
+        async def renewed_after_expiry() -> bool:
+            nonlocal shown
+            now = datetime.now(UTC)
+            shown = await asyncio.to_thread(presented, a.enforcer.address, plane)
+            return now > first.not_valid_after_utc and shown.serial_number != first.serial_number
+
+        await eventually(
+            renewed_after_expiry,
+            "the first certificate to expire and the channel to present a later one",
+            timeout=30,
+            interval=0.2,
+        )
         current = a.enforcer.trust.credential.node.certificate
         assert shown.not_valid_after_utc > datetime.now(UTC)
         assert shown.serial_number == current.serial_number

@@ -39,8 +39,9 @@ from tests.e2e.enforcer.harness import (
     names_policy,
     serves,
 )
-from tests.e2e.enforcer.test_restart import eventually, free_port, status
+from tests.e2e.enforcer.test_restart import free_port, status
 from tests.support.netns import EchoServer, Topology
+from tests.support.waiting import eventually
 from trustwire.api.common.v1 import envelope_pb2
 from trustwire.api.enforcer.v1 import enforcer_local_service_pb2 as local_pb
 from trustwire.errors import InvalidArgument, TrustwireError

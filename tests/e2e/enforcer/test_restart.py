@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import errno
 import socket
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,6 @@ import pytest
 from tests.e2e.enforcer.conftest import HostFactory
 from tests.e2e.enforcer.harness import (
     PORT,
-    WAIT,
     ControlPlane,
     EnforcerProcess,
     Host,
@@ -35,6 +33,7 @@ from tests.e2e.enforcer.harness import (
 )
 from tests.e2e.enforcer.test_enforcer import MARKER, SHOP
 from tests.support.netns import LINK_IF, EchoServer, Topology
+from tests.support.waiting import eventually
 from trustwire.api.enforcer.v1 import enforcer_local_service_pb2 as local_pb
 from trustwire_enforcer.local_api import LocalApiClient
 
@@ -45,16 +44,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-async def eventually(
-    check: Callable[[], Awaitable[bool]],
-    timeout: float = WAIT,  # noqa: ASYNC109 - a bound, not cancellation
-) -> None:
-    """Poll another process's API (no event crosses the process boundary), bounded."""
-    async with asyncio.timeout(timeout):
-        while not await check():  # noqa: ASYNC110
-            await asyncio.sleep(0.05)
 
 
 async def status(client: LocalApiClient) -> local_pb.StatusResponse:

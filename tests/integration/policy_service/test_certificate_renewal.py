@@ -16,8 +16,7 @@ import os
 import socket
 import ssl
 import stat
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,6 +32,7 @@ from tests.integration.identity.identity_testkit import (
     settings_for,
 )
 from tests.support.etcd import EtcdServer
+from tests.support.waiting import eventually
 from trustwire.api.identity.v1 import enrollment_pb2
 from trustwire.api.policy.v1 import policy_service_pb2 as pb
 from trustwire.api.policy.v1 import policy_service_pb2_grpc as service_grpc
@@ -126,13 +126,6 @@ async def cluster(
         await inner.close()
 
 
-async def eventually(what: str, check: Callable[[], Awaitable[bool]]) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while not await check():
-        assert time.monotonic() < deadline, f"timed out after {WAIT_S} s waiting for {what}"
-        await asyncio.sleep(0.05)
-
-
 def served_certificate(address: str, admin: ClientConfig) -> x509.Certificate:
     """The certificate the server presents to a new TLS connection (a plain ``ssl`` client
     presenting the admin certificate, as the server requires a client certificate)."""
@@ -174,7 +167,7 @@ async def test_replica_serves_its_renewed_certificate_past_the_original_expiry(
             served = await asyncio.to_thread(served_certificate, replica.address, cluster.admin)
             return served.serial_number != original.serial_number
 
-        await eventually("the replica to serve a renewed certificate", renewed)
+        await eventually(renewed, "the replica to serve a renewed certificate", timeout=WAIT_S)
         served = await asyncio.to_thread(served_certificate, replica.address, cluster.admin)
         assert served.not_valid_after_utc > original.not_valid_after_utc
         assert replica.renewal is not None
@@ -192,7 +185,7 @@ async def test_replica_serves_its_renewed_certificate_past_the_original_expiry(
         async def original_expired() -> bool:
             return datetime.now(UTC) > original.not_valid_after_utc
 
-        await eventually("the original certificate to expire", original_expired)
+        await eventually(original_expired, "the original certificate to expire", timeout=WAIT_S)
         await list_enforcers(replica.address, cluster.admin_tls)
 
 
@@ -214,7 +207,7 @@ async def test_failed_renewals_are_logged_and_the_replica_keeps_serving(
                 for r in caplog.records
             )
 
-        await eventually("a failed renewal to be logged", failure_logged)
+        await eventually(failure_logged, "a failed renewal to be logged", timeout=WAIT_S)
         await list_enforcers(replica.address, cluster.admin_tls)
     assert files.certificate.read_bytes() == original
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -213,13 +213,6 @@ async def all_pages(stub: Any, request: Any) -> tuple[list[Any], list[list[str]]
         if not token:
             return got, unreachable
     raise AssertionError("pagination did not end")
-
-
-async def eventually(what: str, check: Callable[[], Awaitable[bool]]) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while not await check():
-        assert time.monotonic() < deadline, f"timed out after {WAIT_S} s waiting for {what}"
-        await asyncio.sleep(0.02)
 
 
 @pytest.fixture

@@ -4,8 +4,9 @@ valid for client authentication too; it authenticates as ``spiffe://<td>/service
 which the authorization table admits for ``QueryFlows``).
 
 Channels are kept per peer address. The certificate files are renewed under a running replica
-(``credential.py``), so they are checked on every call (a ``stat``) and, once changed, new
-channels are made with the new material while the old ones finish their calls.
+(``credential.py``), so they are checked on every call (a ``stat``, ``runtime.TLSFiles``) and,
+once changed, new channels are made with the new material while the old ones finish their
+calls.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from trustwire.api.common.v1 import pagination_pb2
 from trustwire.api.flow.v1 import flow_service_pb2 as flow_pb
 from trustwire.api.flow.v1 import flow_service_pb2_grpc as flow_grpc
 from trustwire.flows import FlowFilter, filter_to_proto, record_from_proto, timestamp_to_proto
-from trustwire.runtime import ClientTLS, create_channel
+from trustwire.runtime import ClientTLS, TLSFiles, TLSMaterial, create_channel
 
 from ..cluster_flows import ReplicaPage
 from ..replicas import ReplicaMember
@@ -48,10 +49,11 @@ class FlowPeerClient:
         server_name: str = "",
         tracer_provider: TracerProvider | None = None,
     ) -> None:
-        self._files = tls_files
+        # The runtime's file follower: re-read on change, never a new chain with an old key.
+        self._files = TLSFiles(*tls_files) if tls_files is not None else None
         self._server_name = server_name or None
         self._tracer_provider = tracer_provider
-        self._stamp: tuple[tuple[int, int], ...] | None = None
+        self._material: TLSMaterial | None = None
         self._tls: ClientTLS | None = None
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._retiring: set[asyncio.Task[None]] = set()
@@ -106,15 +108,11 @@ class FlowPeerClient:
         """This replica's current material; retires every channel once the files changed."""
         if self._files is None:
             return None
-        stamp: tuple[tuple[int, int], ...] | None
-        try:
-            stamp = tuple((s.st_mtime_ns, s.st_size) for s in (p.stat() for p in self._files))
-        except OSError:
-            stamp = self._stamp  # mid-rewrite: keep what we have
-        if self._tls is None or stamp != self._stamp:
-            certificate, key, bundle = self._files
-            self._tls = ClientTLS.from_files(bundle, certificate, key, self._server_name)
-            self._stamp = stamp
+        material = self._files()
+        if self._tls is None or material is not self._material:
+            chain, key, bundle = material
+            self._tls = ClientTLS(bundle, chain, key, self._server_name)
+            self._material = material
             for channel in self._channels.values():
                 task = asyncio.create_task(channel.close(_RETIRE_GRACE_S))
                 self._retiring.add(task)
