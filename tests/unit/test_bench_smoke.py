@@ -14,6 +14,7 @@ import math
 import pytest
 
 from bench.policy_engine import QUICK, main, run, to_json
+from bench.rpc_metrics import main as rpc_main
 from bench.synthetic_cluster import generate
 
 
@@ -60,3 +61,11 @@ def test_main_quick_json_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
     document = json.loads(capsys.readouterr().out)
     assert document["config"]["seed"] == 3
     assert document["disagreements"] == []
+
+
+def test_rpc_metrics_bench_runs_both_sides(capsys: pytest.CaptureFixture[str]) -> None:
+    assert rpc_main(["--calls", "20", "--rounds", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("unary call p50 without metrics")
+    assert lines[1].startswith("unary call p50 with metrics")
+    assert lines[2].startswith("added ")
